@@ -1,0 +1,1 @@
+"""Durable-storage primitives shared by the journal and the sinks."""
