@@ -63,7 +63,8 @@ class AppContext:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeloop")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file.")
-@click.option("--home", type=click.Path(file_okay=False), help="Data directory (default $EDGELOOP_HOME or ./.edgeloop).")
+@click.option(
+    "--home", type=click.Path(file_okay=False), help="Data directory (default: $EDGELOOP_HOME, else ./.edgeloop).")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.pass_context
 def root(ctx: click.Context, config_path: str | None, home: str | None, verbose: int) -> None:
