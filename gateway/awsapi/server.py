@@ -1,0 +1,165 @@
+"""One aiohttp server for every emulated AWS service: routing, SigV4 verification, error rendering."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from edgeloop.config import ApiSection, Config
+from edgeloop.errors import ConfigError
+from gateway.awsapi import sigv4
+from gateway.awsapi.errors import AwsError
+from gateway.awsapi.service import AwsService, RequestContext, json_error_response
+
+log = logging.getLogger("edgeloop.awsapi")
+
+MAX_BODY = 64 * 1024 * 1024  # non-streaming services: well above Kinesis's 5 MiB PutRecords (base64-inflated)
+DEFAULT_KEYS = (ApiSection.access_key, ApiSection.secret_key)
+
+# AWS's error code for each signature failure, per service family.
+_AUTH_CODES: dict[str, dict[str, tuple[str, int]]] = {
+    "s3": {
+        "missing": ("AccessDenied", 403), "malformed": ("AuthorizationHeaderMalformed", 400),
+        "unknown-key": ("InvalidAccessKeyId", 403), "mismatch": ("SignatureDoesNotMatch", 403),
+        "skewed": ("RequestTimeTooSkewed", 403), "expired": ("AccessDenied", 403),
+    },
+    "sqs": {
+        "missing": ("MissingAuthenticationToken", 403), "malformed": ("IncompleteSignature", 400),
+        "unknown-key": ("InvalidClientTokenId", 403), "mismatch": ("SignatureDoesNotMatch", 403),
+        "skewed": ("SignatureDoesNotMatch", 403), "expired": ("SignatureDoesNotMatch", 403),
+    },
+    "default": {
+        "missing": ("MissingAuthenticationTokenException", 403), "malformed": ("IncompleteSignatureException", 400),
+        "unknown-key": ("UnrecognizedClientException", 403), "mismatch": ("InvalidSignatureException", 403),
+        "skewed": ("InvalidSignatureException", 403), "expired": ("InvalidSignatureException", 403),
+    },
+}
+
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def auth_error(service: str, exc: sigv4.SignatureError) -> AwsError:
+    """The AWS error a service returns for a refused signature."""
+    code, status = _AUTH_CODES.get(service, _AUTH_CODES["default"])[exc.kind]
+    return AwsError(code, exc.message, status)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class AwsApi:
+    """The AWS-compatible API: register services, then `start()`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._services: list[AwsService] = []
+        self._by_target: dict[str, AwsService] = {}
+        self._by_signing_name: dict[str, AwsService] = {}
+        self._prefix_routes: list[tuple[str, RouteHandler]] = []
+        self._secrets = {config.api.access_key: config.api.secret_key}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        host = self.config.api.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    def register(self, service: AwsService) -> None:
+        """Mount a service; its X-Amz-Target prefixes and signing name must be unique."""
+        for prefix in service.target_prefixes:
+            if prefix in self._by_target:
+                raise ValueError(f"X-Amz-Target prefix {prefix!r} is already served")
+            self._by_target[prefix] = service
+        if service.signing_name in self._by_signing_name:
+            raise ValueError(f"a service signed as {service.signing_name!r} is already registered")
+        self._by_signing_name[service.signing_name] = service
+        self._services.append(service)
+
+    def add_prefix_route(self, prefix: str, handler: RouteHandler) -> None:
+        """Serve every path under `prefix` (e.g. the admin API) with `handler`, which does its own auth."""
+        self._prefix_routes.append((prefix, handler))
+
+    async def start(self) -> int:
+        api = self.config.api
+        if not _is_loopback(api.host) and (api.access_key, api.secret_key) == DEFAULT_KEYS:
+            raise ConfigError(
+                f"api.host {api.host!r} is not a loopback address: set api.access_key and api.secret_key "
+                "in the config (the default test/test credentials are only allowed on loopback)"
+            )
+        app = web.Application(client_max_size=MAX_BODY, handler_args={"max_field_size": 65536})
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, api.host, api.port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("aws api listening url=%s services=%s", self.url, ",".join(s.signing_name for s in self._services))
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _route(self, request: web.Request) -> AwsService | None:
+        target = request.headers.get("X-Amz-Target")
+        if target:
+            service = self._by_target.get(target.split(".", 1)[0])
+            if service is not None:
+                return service
+        credential = sigv4.credential_of(request.headers, request.query)
+        if credential is not None:
+            return self._by_signing_name.get(credential.service)
+        return self._by_signing_name.get("s3")  # unsigned requests are S3's (anonymous / browser) by AWS habit
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        for prefix, handler in self._prefix_routes:
+            if request.path.startswith(prefix):
+                return await handler(request)
+        request_id = str(uuid.uuid4())
+        service = self._route(request)
+        if service is None:
+            error = AwsError("UnknownServiceException", "No service here matches this request's X-Amz-Target "
+                             "or credential scope", 400)
+            return json_error_response(error)
+        ctx: RequestContext | None = None
+        try:
+            body = None if service.streaming else await request.read()
+            body_hash = hashlib.sha256(body).hexdigest() if body is not None else None
+            try:
+                url = request.rel_url
+                credential = sigv4.verify(request.method, url.raw_path, url.raw_query_string,
+                                          request.headers, request.query, body_hash, self._secrets)
+            except sigv4.SignatureError as exc:
+                log.info("signature refused service=%s reason=%s", service.signing_name, exc.kind)
+                raise auth_error(service.signing_name, exc) from None
+            ctx = RequestContext(service.signing_name, credential.region, credential.access_key, request_id, body)
+            response = await service.handle(request, ctx)
+        except AwsError as error:
+            response = service.error_response(error, request, ctx)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("internal error service=%s path=%s", service.signing_name, request.path)
+            error = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
+                             500, sender=False)
+            response = service.error_response(error, request, ctx)
+        if not response.prepared:
+            response.headers.setdefault("x-amzn-RequestId", request_id)
+            response.headers.setdefault("x-amz-request-id", request_id)
+        return response
