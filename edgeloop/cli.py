@@ -16,6 +16,8 @@ from edgeloop.errors import EdgeloopError
 # sub-command name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("edgeloop.config_cli:config", "show the effective configuration"),
+    "demo": ("devices.demo:demo", "run the demo: gateway, provisioned things, devices over mutual TLS"),
+    "gateway": ("gateway.cli:gateway", "run the gateway (MQTT broker, shadows, rules, AWS-compatible API)"),
     "pki": ("gateway.identity.cli:pki", "the gateway's certificate authority"),
     "things": ("gateway.identity.cli:things", "things: create with a ready device identity, list, describe"),
     "certs": ("gateway.identity.cli:certs", "device certificates: issue, register, activate, revoke"),
@@ -52,6 +54,11 @@ class AppContext:
         self._config_path = config_path
         self._overrides = overrides
         self._config: Config | None = None
+
+    def apply_overrides(self, overrides: dict[str, Any]) -> None:
+        """Add sub-command flags (dotted keys; None = not given) before the config is first read."""
+        self._overrides.update({k: v for k, v in overrides.items() if v is not None})
+        self._config = None
 
     @property
     def config(self) -> Config:

@@ -61,6 +61,7 @@ class MqttSection:
     max_filters_per_subscribe: int = 8
     max_subscriptions_per_connection: int = 50
     max_inflight: int = 100
+    topic_alias_maximum: int = 32  # v5 topic aliases accepted per connection (0 disables)
     max_queued_messages: int = 1000  # per offline/slow session, QoS 1/2
     max_qos0_buffer_bytes: int = 1048576  # per connection; QoS 0 past this is dropped and counted
     keepalive_min_secs: int = 0
@@ -69,6 +70,7 @@ class MqttSection:
     max_session_expiry_secs: int = 3600
     retained_enabled: bool = True
     sys_interval_secs: float = 10.0
+    identity_recheck_secs: float = 1.0  # how often live connections notice registry changes (revocation)
 
 
 @dataclass
@@ -91,9 +93,35 @@ class DurabilitySection:
 
 @dataclass
 class ShadowSection:
-    max_state_bytes: int = 8192
-    max_depth: int = 6
-    max_inflight_per_connection: int = 10
+    """Device shadows: AWS IoT's document limits and request throttling."""
+
+    max_state_bytes: int = 8192  # desired + reported as compact JSON, metadata excluded (413 beyond)
+    max_depth: int = 6  # nesting levels inside desired or reported (400 beyond)
+    max_inflight_per_connection: int = 10  # MQTT requests in flight per connection (429 beyond)
+
+
+@dataclass
+class KinesisSection:
+    """Emulated Kinesis Data Streams: storage and AWS's per-shard limits (off by default)."""
+
+    enforce_limits: bool = False  # per-shard throughput limits -> ProvisionedThroughputExceededException
+    write_bytes_per_sec: int = 1048576
+    write_records_per_sec: int = 1000
+    read_bytes_per_sec: int = 2097152
+    read_calls_per_sec: int = 5
+    shard_limit: int = 500  # open shards per account (LimitExceededException beyond)
+    segment_bytes: int = 67108864  # a shard's segment file rolls over past this size
+    iterator_ttl_secs: float = 300.0
+    subscription_secs: float = 300.0  # SubscribeToShard connection lifetime
+
+
+@dataclass
+class SqsSection:
+    """Emulated SQS: housekeeping and AWS's rate rules."""
+
+    purge_cooldown_secs: float = 60.0  # AWS allows one PurgeQueue per queue per 60 s (PurgeQueueInProgress)
+    housekeeping_interval_secs: float = 1.0  # retention expiry and dedup-window cleanup
+    compact_min_records: int = 10000  # a queue's log is compacted past this many records (and 4x live messages)
 
 
 @dataclass
@@ -108,6 +136,8 @@ class Config:
     api: ApiSection = field(default_factory=ApiSection)
     durability: DurabilitySection = field(default_factory=DurabilitySection)
     shadow: ShadowSection = field(default_factory=ShadowSection)
+    sqs: SqsSection = field(default_factory=SqsSection)
+    kinesis: KinesisSection = field(default_factory=KinesisSection)
 
     def __post_init__(self) -> None:
         if not self.data_dir:

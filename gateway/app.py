@@ -1,0 +1,96 @@
+"""The gateway process: wires the components from the config and owns their lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from edgeloop.config import Config
+from gateway.awsapi.server import AwsApi
+from gateway.identity.registry import Registry
+from gateway.mqtt.server import MqttService, start_mqtt
+from gateway.sinks.registry import SERVICE_FACTORIES
+from gateway.storage.durable import GroupSync
+
+log = logging.getLogger("edgeloop.gateway")
+
+
+def install_uvloop() -> bool:
+    """Use uvloop when it is installed (it is an optional extra)."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+class Gateway:
+    """Every component of one gateway, started in dependency order and stopped in reverse."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.home = config.home
+        self.sync = GroupSync(config.durability.fsync, config.durability.interval_ms)
+        self.registry: Registry | None = None
+        self.api: AwsApi | None = None
+        self.mqtt: MqttService | None = None
+        self.services: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry.open(self.config)
+        self.api = AwsApi(self.config)
+        for name, factory in SERVICE_FACTORIES.items():
+            self.services[name] = await factory(self.home, self.config, self.sync, self.services)
+            self.api.register(self.services[name])
+        await self.api.start()
+        self.mqtt = await start_mqtt(self.config, self.registry)
+
+    async def stop(self) -> None:
+        """Clean shutdown: listeners first, then services (flushing their state), then storage."""
+        if self.mqtt is not None:
+            await self.mqtt.stop()
+        if self.api is not None:
+            await self.api.stop()
+        for service in reversed(list(self.services.values())):
+            await service.stop()
+        await self.sync.close()
+        if self.registry is not None:
+            self.registry.close()
+
+    def describe(self) -> list[str]:
+        """Human-readable lines saying where everything listens."""
+        lines = []
+        if self.mqtt is not None:
+            for name, port in sorted(self.mqtt.ports.items()):
+                host = "127.0.0.1" if name == "dev" else self.config.mqtt.host
+                lines.append(f"{name:>8}  {host}:{port}")
+        if self.api is not None:
+            lines.append(f"{'aws api':>8}  {self.api.url}  (access key {self.config.api.access_key!r})")
+        return lines
+
+
+async def run_gateway(config: Config, ready: asyncio.Event | None = None) -> None:
+    """Run a gateway until SIGINT/SIGTERM, then shut it down cleanly."""
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.start()
+        for line in gateway.describe():
+            print(line, flush=True)
+        print("gateway ready", flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        await gateway.stop()

@@ -1,0 +1,104 @@
+"""Authentication and authorization glue between listeners and the identity component.
+
+A listener's authenticator turns a CONNECT (plus the TLS client certificate, when there is one) into a
+`PolicyAuth`: the connection's `AuthorizationSession`, re-bound whenever the registry generation changes.
+The registry calls are blocking (SQLite); connections run authenticators in a worker thread.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gateway.identity.policy import DEV_ALLOW_ALL_POLICY, AuthorizationSession, Authorizer, PolicyDocument, Principal
+from gateway.mqtt.packets import Connect
+
+if TYPE_CHECKING:
+    from gateway.identity.registry import Registry
+    from gateway.mqtt.connection import MqttConnection
+
+
+class PolicyAuth:
+    """`ConnectionAuth` backed by an identity `AuthorizationSession`."""
+
+    __slots__ = ("principal_id", "session")
+
+    def __init__(self, session: AuthorizationSession, principal_id: str | None) -> None:
+        self.session = session
+        self.principal_id = principal_id
+
+    @property
+    def principal(self) -> Any:
+        return self.session.principal
+
+    def allowed(self, action: str, resource: str) -> bool:
+        return self.session.allowed(action, resource)
+
+    def revoked(self) -> str | None:
+        """Why the connection may no longer continue (certificate revoked / inactive, Connect denied), or None."""
+        client_id = self.session.principal.client_id
+        still_connects = self.session.allowed("iot:Connect", client_id)
+        if self.session.revoked is not None:
+            return str(self.session.revoked)
+        if not still_connects:
+            return f"policy no longer allows iot:Connect for client id {client_id!r}"
+        return None
+
+
+def peer_certificate(transport: Any) -> bytes:
+    """DER of the TLS client certificate of a transport (b"" when there is none)."""
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return b""
+    return ssl_object.getpeercert(binary_form=True) or b""
+
+
+class CertificateAuthenticator:
+    """Mutual-TLS listeners: certificate -> registry (ACTIVE only) -> principal with its policies."""
+
+    def __init__(self, registry: Registry, authorizer: Authorizer) -> None:
+        self.registry = registry
+        self.authorizer = authorizer
+
+    def __call__(self, conn: MqttConnection, connect: Connect) -> PolicyAuth:
+        der = peer_certificate(conn.transport)
+        client_id = conn.client_id or connect.client_id
+        return self.for_certificate(der, client_id, conn.peer)
+
+    def for_https(self, der: bytes, source_ip: str | None) -> PolicyAuth:
+        """HTTPS publish has no client id: act as the certificate's thing when it is attached to exactly one."""
+        things = self.registry.authenticate(der).things
+        return self.for_certificate(der, things[0] if len(things) == 1 else "", source_ip)
+
+    def for_certificate(self, der: bytes, client_id: str, source_ip: str | None) -> PolicyAuth:
+        registry = self.registry
+        principal = registry.connect_principal(der, client_id, source_ip)
+        session = self.authorizer.session(
+            principal, registry.generation, lambda: registry.connect_principal(der, client_id, source_ip)
+        )
+        return PolicyAuth(session, principal.certificate_id)
+
+
+class DevAuthenticator:
+    """The plain development listener: anonymous / username clients get the explicit dev principal."""
+
+    def __init__(self, registry: Registry | None, authorizer: Authorizer) -> None:
+        self.registry = registry
+        self.authorizer = authorizer
+        self._builtin = (PolicyDocument.parse(DEV_ALLOW_ALL_POLICY),)
+
+    def __call__(self, conn: MqttConnection, connect: Connect) -> PolicyAuth:
+        registry = self.registry
+        client_id = conn.client_id or connect.client_id
+        if registry is None:  # no identity store at all: the built-in allow-all dev policy
+            principal = Principal(client_id=client_id, source_ip=conn.peer, policies=self._builtin)
+            session = self.authorizer.session(principal, _no_generation)
+            return PolicyAuth(session, f"dev:{connect.username or 'anonymous'}")
+        principal = registry.dev_principal(client_id, conn.peer)
+        session = self.authorizer.session(
+            principal, registry.generation, lambda: registry.dev_principal(client_id, conn.peer)
+        )
+        return PolicyAuth(session, f"dev:{connect.username or 'anonymous'}")
+
+
+def _no_generation() -> int:
+    return 0
