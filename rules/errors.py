@@ -1,0 +1,42 @@
+"""The rules engine's exception hierarchy.
+
+Every error is raised while a rule is *created* (parsed, compiled, validated); evaluating a compiled
+rule against a message never raises on message content.
+"""
+
+from __future__ import annotations
+
+from edgeloop.errors import EdgeloopError
+
+
+class RulesError(EdgeloopError):
+    """Base class of every rules-engine error."""
+
+
+class SqlSyntaxError(RulesError):
+    """The SQL text (or a `${...}` template expression) does not parse.
+
+    The message starts with ``line L, column C:`` (1-based) and says what was expected.
+    """
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(f"line {line}, column {column}: {message}")
+        self.line = line
+        self.column = column
+        self.reason = message
+
+
+class SqlSemanticError(RulesError):
+    """The SQL parses but cannot run: unknown function, wrong arity, feature not in this SQL version, ..."""
+
+
+class TopicFilterError(RulesError):
+    """A FROM topic filter (or a topic) breaks the MQTT wildcard rules."""
+
+
+class TemplateError(RulesError):
+    """A `${...}` substitution template in an action field is invalid."""
+
+
+class RuleValidationError(RulesError):
+    """A topic-rule payload, rule name or action field is invalid. The message names the field."""
