@@ -27,6 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edgeloop.cli import AppContext
 from edgeloop.config import Config
 from gateway.app import Gateway
+from gateway.awsapi.client import AwsClient
 from gateway.identity.registry import DeviceIdentity, Registry
 
 SENSORS = ("sensor-1", "sensor-2", "sensor-3")
@@ -54,6 +55,13 @@ class DemoGateway:
 
     def call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    @property
+    def api_client(self) -> AwsClient:
+        """A signed client for the gateway's AWS-compatible API (what boto3 would be)."""
+        assert self.gateway is not None and self.gateway.api is not None
+        api = self.config.api
+        return AwsClient(self.gateway.api.url, api.access_key, api.secret_key, self.config.aws.region)
 
     @property
     def mqtts_port(self) -> int:
@@ -97,6 +105,13 @@ class Device:
         if not connected.wait(TIMEOUT):
             raise click.ClickException(f"{self.name} could not connect over mutual TLS")
 
+    def next_message(self, topic: str) -> dict[str, Any]:
+        """The next message received on `topic` (others received meanwhile are skipped), as JSON."""
+        while True:
+            received, payload = self.received.get(timeout=TIMEOUT)
+            if received == topic:
+                return json.loads(payload)
+
     def publish(self, topic: str, payload: dict[str, Any]) -> ReasonCode:
         """Publish at QoS 1 and return the broker's PUBACK reason code."""
         info = self.client.publish(topic, json.dumps(payload), qos=1, properties=Properties(3))
@@ -126,6 +141,30 @@ def provision(config: Config, devices_dir: Path) -> dict[str, DeviceIdentity]:
 
 def step(text: str) -> None:
     click.secho(f"\n== {text}", bold=True)
+
+
+def shadow_step(demo: DemoGateway, device: Device) -> None:
+    """The device reports its state, an operator sets a desired state over HTTP, the device converges."""
+    step(f"Device shadow: {device.name} reports, an operator changes the desired state, the device converges")
+    prefix = f"$aws/things/{device.name}/shadow"
+    for suffix in ("update/accepted", "update/delta"):
+        device.subscribe(f"{prefix}/{suffix}")
+    device.publish(f"{prefix}/update", {"state": {"reported": {"fan": "off", "interval": 10}}})
+    accepted = device.next_message(f"{prefix}/update/accepted")
+    click.echo(f"  {device.name} reported  {json.dumps(accepted['state'])} -> version {accepted['version']}")
+
+    client = demo.api_client
+    body = json.dumps({"state": {"desired": {"fan": "on", "interval": 5}}}).encode()
+    status, _, _ = client.request("iotdata", "POST", f"/things/{device.name}/shadow", body=body)
+    click.echo(f"  operator  UpdateThingShadow desired fan=on interval=5 -> HTTP {status}")
+    delta = device.next_message(f"{prefix}/update/delta")
+    click.echo(f"  {device.name} <- delta {json.dumps(delta['state'])} (version {delta['version']})")
+    device.publish(f"{prefix}/update", {"state": {"reported": delta["state"]}})
+    device.next_message(f"{prefix}/update/accepted")
+    _, _, raw = client.request("iotdata", "GET", f"/things/{device.name}/shadow")
+    state = json.loads(raw)["state"]
+    converged = "delta" not in state
+    click.echo(f"  shadow now reported={json.dumps(state['reported'])} converged={converged}")
 
 
 def run_demo(home: Path) -> None:
@@ -163,6 +202,8 @@ def run_demo(home: Path) -> None:
         step("Policies at work: sensor-1 tries to publish as sensor-2")
         rc = devices["sensor-1"].publish("things/sensor-2/telemetry", {"spoofed": True})
         click.echo(f"  PUBACK reason: {rc} (0x{rc.value:02X}) - the default thing policy only allows its own topics")
+
+        shadow_step(demo, devices["sensor-1"])
 
         for device in [*devices.values(), dashboard]:
             device.close()

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("edgeloop.config_cli:config", "show the effective configuration"),
     "demo": ("devices.demo:demo", "run the demo: gateway, provisioned things, devices over mutual TLS"),
     "gateway": ("gateway.cli:gateway", "run the gateway (MQTT broker, shadows, rules, AWS-compatible API)"),
+    "kinesis": ("gateway.sinks.kinesis.cli:kinesis", "emulated Kinesis streams: ls, tail"),
     "pki": ("gateway.identity.cli:pki", "the gateway's certificate authority"),
     "things": ("gateway.identity.cli:things", "things: create with a ready device identity, list, describe"),
     "certs": ("gateway.identity.cli:certs", "device certificates: issue, register, activate, revoke"),

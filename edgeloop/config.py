@@ -125,6 +125,26 @@ class SqsSection:
 
 
 @dataclass
+class RulesSection:
+    """The rules dispatcher: rule files, the durable journal, retries and remote endpoints."""
+
+    enabled: bool = True
+    reload_interval_secs: float = 1.0  # how often <home>/rules/*.json is scanned for changes
+    journal_fsync: str = ""  # "always", "interval", "never"; empty = durability.fsync
+    journal_segment_bytes: int = 16777216  # a journal segment rolls over past this size
+    checkpoint_interval_ms: int = 100  # how often the dispatched watermark is written
+    max_attempts: int = 8  # per action, then errorAction / dead-letter
+    backoff_base_ms: int = 50  # exponential backoff with full jitter between attempts
+    backoff_max_ms: int = 5000
+    batch_size: int = 500  # messages a rule takes from its queue per dispatch round
+    max_pending_per_rule: int = 100000  # beyond: QoS 1/2 acks wait, QoS 0 matches are dropped and counted
+    remote_access_key: str = ""  # credentials for actions with endpointUrl; empty = api.access_key
+    remote_secret_key: str = ""
+    remote_region: str = ""  # empty = aws.region
+    remote_timeout_secs: float = 10.0
+
+
+@dataclass
 class Config:
     """The whole configuration. `data_dir` comes from $EDGELOOP_HOME, else ./.edgeloop."""
 
@@ -138,6 +158,7 @@ class Config:
     shadow: ShadowSection = field(default_factory=ShadowSection)
     sqs: SqsSection = field(default_factory=SqsSection)
     kinesis: KinesisSection = field(default_factory=KinesisSection)
+    rules: RulesSection = field(default_factory=RulesSection)
 
     def __post_init__(self) -> None:
         if not self.data_dir:

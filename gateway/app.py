@@ -10,8 +10,11 @@ from typing import Any
 
 from edgeloop.config import Config
 from gateway.awsapi.server import AwsApi
+from gateway.identity.iot_api import IotControlPlane, add_registry_routes
 from gateway.identity.registry import Registry
 from gateway.mqtt.server import MqttService, start_mqtt
+from gateway.shadow.http import create_shadow_http_service
+from gateway.shadow.service import ShadowService, start_shadows
 from gateway.sinks.registry import SERVICE_FACTORIES
 from gateway.storage.durable import GroupSync
 
@@ -38,24 +41,33 @@ class Gateway:
         self.registry: Registry | None = None
         self.api: AwsApi | None = None
         self.mqtt: MqttService | None = None
+        self.iot: IotControlPlane | None = None  # the `iot` control plane; components add their routes to it
+        self.shadows: ShadowService | None = None
         self.services: dict[str, Any] = {}
 
     async def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.registry = Registry.open(self.config)
         self.api = AwsApi(self.config)
+        self.iot = IotControlPlane()
+        add_registry_routes(self.iot, self.registry, self.config)
+        self.api.register(self.iot)
         for name, factory in SERVICE_FACTORIES.items():
             self.services[name] = await factory(self.home, self.config, self.sync, self.services)
             self.api.register(self.services[name])
-        await self.api.start()
         self.mqtt = await start_mqtt(self.config, self.registry)
+        self.shadows = await start_shadows(self.config, self.mqtt.broker)
+        self.api.register(await create_shadow_http_service(self.home, self.config, self.sync, self.shadows))
+        await self.api.start()
 
     async def stop(self) -> None:
         """Clean shutdown: listeners first, then services (flushing their state), then storage."""
-        if self.mqtt is not None:
-            await self.mqtt.stop()
         if self.api is not None:
             await self.api.stop()
+        if self.shadows is not None:
+            await self.shadows.stop()
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         for service in reversed(list(self.services.values())):
             await service.stop()
         await self.sync.close()

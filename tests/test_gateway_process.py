@@ -43,4 +43,5 @@ def test_demo_shows_messages_flowing_and_a_policy_refusal(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("dashboard <- things/sensor-") == 15
     assert "PUBACK reason: Not authorized (0x87)" in result.stdout
+    assert "converged=True" in result.stdout
     assert (tmp_path / "demo" / "devices" / "sensor-1" / "sensor-1.private.key").is_file()

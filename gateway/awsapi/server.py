@@ -112,6 +112,11 @@ class AwsApi:
         return self.port
 
     async def stop(self) -> None:
+        """Stop serving. Services with long-lived responses (event streams) end them first via `shutdown()`."""
+        for service in self._services:
+            shutdown = getattr(service, "shutdown", None)
+            if shutdown is not None:
+                await shutdown()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

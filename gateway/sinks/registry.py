@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from edgeloop.config import Config
+from gateway.sinks.kinesis import create_kinesis_service
 from gateway.storage.durable import GroupSync
 
 ServiceFactory = Callable[[Path, Config, GroupSync, dict[str, Any]], Awaitable[Any]]
 
 # name -> factory, in dependency order (a factory may use the services listed before it).
-SERVICE_FACTORIES: dict[str, ServiceFactory] = {}
+SERVICE_FACTORIES: dict[str, ServiceFactory] = {
+    "kinesis": create_kinesis_service,
+}

@@ -1,0 +1,209 @@
+"""Durable shadow storage: SQLite (`<home>/shadows.db`, WAL) behind an in-memory map, with group commit.
+
+Reads come from memory (every record is loaded at open). `put` installs the new record in memory at once,
+so the next request on the same shadow sees it, and returns an awaitable that completes when the record
+is committed: writes queue up while a commit runs on the store's own thread and the next commit takes
+all of them in one transaction (one WAL fsync for many updates). Several writes to one shadow inside a
+batch collapse to the last. If a commit fails, every waiter gets the error and memory shows the affected
+shadows' last committed records again, so nothing unacknowledged stays visible (unless a newer write to
+the same shadow, built on the failed one, is already queued: it then commits both changes or fails too).
+
+Durability follows `durability.fsync`: ``always`` -> ``synchronous=FULL`` (the commit fsyncs the WAL),
+``interval`` -> ``NORMAL`` (fsync at checkpoints), ``never`` -> ``OFF``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from gateway.shadow.document import RECREATE_WINDOW_SECS, ShadowRecord
+from gateway.shadow.errors import ShadowStoreError
+from gateway.shadow.topics import ShadowKey
+
+log = logging.getLogger("edgeloop.shadow")
+
+DB_NAME = "shadows.db"
+SYNCHRONOUS = {"always": "FULL", "interval": "NORMAL", "never": "OFF"}
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS shadows (
+    thing TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER,
+    document TEXT NOT NULL,
+    PRIMARY KEY (thing, name)
+) WITHOUT ROWID
+"""
+UPSERT = (
+    "INSERT INTO shadows (thing, name, version, updated_at, deleted_at, document) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (thing, name) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at, "
+    "deleted_at = excluded.deleted_at, document = excluded.document"
+)
+
+Row = tuple[str, str, int, int, int | None, str]
+
+
+def _row(key: ShadowKey, record: ShadowRecord) -> Row:
+    return key.thing, key.name, record.version, record.timestamp, record.deleted_at, record.snapshot_json()
+
+
+def _record(version: int, updated_at: int, deleted_at: int | None, document: str) -> ShadowRecord:
+    doc = json.loads(document)
+    return ShadowRecord(version, updated_at, doc.get("state", {}), doc.get("metadata", {}), deleted_at)
+
+
+class ShadowStore:
+    """The shadow table, cached in memory; open with `await ShadowStore.open(home, fsync)`."""
+
+    def __init__(self, path: Path, fsync: str = "always") -> None:
+        if fsync not in SYNCHRONOUS:
+            raise ShadowStoreError(f"fsync policy must be one of {', '.join(SYNCHRONOUS)}, not {fsync!r}")
+        self.path = path
+        self.fsync = fsync
+        self.records: dict[ShadowKey, ShadowRecord] = {}
+        self._named: dict[str, set[str]] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-store")
+        self._db: sqlite3.Connection | None = None
+        self._pending: dict[ShadowKey, ShadowRecord] = {}
+        self._before: dict[ShadowKey, ShadowRecord | None] = {}  # last committed record of uncommitted keys
+        self._waiters: list[asyncio.Future[None]] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self.commits = 0
+        self.rows_written = 0
+
+    @classmethod
+    async def open(cls, home: str | Path, fsync: str = "always", now: int | None = None) -> ShadowStore:
+        """Open (creating if needed) `<home>/shadows.db` and load every shadow; tombstones past the
+        re-creation window are purged."""
+        store = cls(Path(home) / DB_NAME, fsync)
+        now = int(time.time()) if now is None else now
+        loop = asyncio.get_running_loop()
+        try:
+            rows = await loop.run_in_executor(store._executor, store._open_sync, now)
+        except (sqlite3.Error, OSError) as exc:
+            store._executor.shutdown(wait=False)
+            raise ShadowStoreError(f"cannot open the shadow database {store.path}: {exc}") from exc
+        for thing, name, version, updated_at, deleted_at, document in rows:
+            store._install(ShadowKey(thing, name), _record(version, updated_at, deleted_at, document))
+        log.info("event=shadow_store_opened path=%s shadows=%d", store.path, len(store.records))
+        return store
+
+    def _open_sync(self, now: int) -> list[Row]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.fsync]}")
+        db.execute(SCHEMA)
+        db.execute("DELETE FROM shadows WHERE deleted_at IS NOT NULL AND deleted_at < ?",
+                   (now - RECREATE_WINDOW_SECS,))
+        self._db = db
+        return db.execute("SELECT thing, name, version, updated_at, deleted_at, document FROM shadows").fetchall()
+
+    # -- reads (memory) ----------------------------------------------------------------------------
+
+    def get(self, key: ShadowKey) -> ShadowRecord | None:
+        """The current record (possibly a tombstone), or None if the shadow never existed."""
+        return self.records.get(key)
+
+    def named_shadows(self, thing: str) -> list[str]:
+        """The names of the thing's existing named shadows, sorted."""
+        return sorted(self._named.get(thing, ()))
+
+    def _install(self, key: ShadowKey, record: ShadowRecord | None) -> None:
+        if record is None:
+            self.records.pop(key, None)
+        else:
+            self.records[key] = record
+        if key.name:
+            names = self._named.setdefault(key.thing, set())
+            if record is not None and record.exists:
+                names.add(key.name)
+            else:
+                names.discard(key.name)
+
+    # -- writes (group commit) ---------------------------------------------------------------------
+
+    def put(self, key: ShadowKey, record: ShadowRecord) -> asyncio.Future[None]:
+        """Install `record` now; the returned future completes when it is committed."""
+        if self._db is None:
+            raise ShadowStoreError("the shadow store is closed")
+        if key not in self._before:
+            self._before[key] = self.records.get(key)
+        self._install(key, record)
+        self._pending[key] = record
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(fut)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        return fut
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            waiters, self._waiters = self._waiters, []
+            try:
+                await loop.run_in_executor(self._executor, self._commit_sync, list(batch.items()))
+            except Exception as exc:  # every waiter must hear about any failure
+                log.error("event=shadow_commit_failed rows=%d error=%r", len(batch), exc)
+                self._settle(batch, committed=False)
+                error = ShadowStoreError(f"shadow commit failed: {exc}")
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_exception(error)
+                continue
+            self._settle(batch, committed=True)
+            self.commits += 1
+            self.rows_written += len(batch)
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _commit_sync(self, items: list[tuple[ShadowKey, ShadowRecord]]) -> None:
+        db = self._db
+        assert db is not None
+        rows = [_row(key, record) for key, record in items]
+        db.execute("BEGIN")
+        try:
+            db.executemany(UPSERT, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _settle(self, batch: dict[ShadowKey, ShadowRecord], committed: bool) -> None:
+        """After a commit: forget the pre-batch records, or (on failure) show them again."""
+        for key in batch:
+            if key in self._pending:
+                continue  # a newer write is queued; it settles this key
+            before = self._before.pop(key, None)
+            if not committed:
+                self._install(key, before)
+
+    async def flush(self) -> None:
+        """Wait until everything put so far is committed."""
+        while self._drainer is not None and not self._drainer.done():
+            await asyncio.shield(self._drainer)
+
+    async def close(self) -> None:
+        """Commit what is pending, then close the database and its thread."""
+        await self.flush()
+        db, self._db = self._db, None
+        if db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
+        self._executor.shutdown(wait=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {"shadows": len(self.records), "commits": self.commits, "rows_written": self.rows_written}
+
+
+__all__ = ["DB_NAME", "ShadowStore"]
