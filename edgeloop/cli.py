@@ -20,12 +20,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("gateway.cli:gateway", "run the gateway (MQTT broker, shadows, rules, AWS-compatible API)"),
     "kinesis": ("gateway.sinks.kinesis.cli:kinesis", "emulated Kinesis streams: ls, tail"),
     "pki": ("gateway.identity.cli:pki", "the gateway's certificate authority"),
+    "sqs": ("gateway.sinks.sqs.cli:sqs", "emulated SQS queues: ls, peek, receive, send"),
     "things": ("gateway.identity.cli:things", "things: create with a ready device identity, list, describe"),
     "certs": ("gateway.identity.cli:certs", "device certificates: issue, register, activate, revoke"),
     "policies": ("gateway.identity.cli:policies", "AWS IoT policies and their versions"),
     "groups": ("gateway.identity.cli:groups", "static thing groups"),
     "types": ("gateway.identity.cli:thing_types", "thing types"),
     "cas": ("gateway.identity.cli:cas", "external CAs (bring your own CA)"),
+    "rules": ("gateway.dispatcher.cli:rules", "topic rules (AWS IoT SQL): create, list, enable, test"),
+    "jobs": ("gateway.jobs.cli:jobs", "IoT jobs for things and thing groups: create, list, cancel, delete"),
+    "provisioning": ("gateway.provisioning.cli:provisioning", "fleet provisioning templates (provisioning by claim)"),
 }
 
 

@@ -144,6 +144,26 @@ class RulesSection:
     remote_timeout_secs: float = 10.0
 
 
+# -- jobs + fleet provisioning (owned by gateway/jobs and gateway/provisioning) --
+@dataclass
+class JobsSection:
+    """IoT jobs: timeouts and how often continuous jobs look for new group members."""
+
+    minute_secs: float = 60.0  # length of a "minute" in step/in-progress timeouts (tests shrink it)
+    membership_poll_secs: float = 1.0  # continuous jobs: how often group membership changes are picked up
+    max_document_bytes: int = 32768  # AWS's job document limit
+    presign_expires_secs: int = 3600  # `${aws:iot:s3-presigned-url:...}` URLs when the job gives no expiresInSec
+
+
+@dataclass
+class ProvisioningSection:
+    """Fleet provisioning by claim."""
+
+    token_ttl_secs: float = 3600.0  # certificateOwnershipToken lifetime (AWS: one hour)
+    sweep_interval_secs: float = 60.0  # how often expired tokens (and their unclaimed certificates) are removed
+# -- end jobs + fleet provisioning --
+
+
 @dataclass
 class Config:
     """The whole configuration. `data_dir` comes from $EDGELOOP_HOME, else ./.edgeloop."""
@@ -159,6 +179,8 @@ class Config:
     sqs: SqsSection = field(default_factory=SqsSection)
     kinesis: KinesisSection = field(default_factory=KinesisSection)
     rules: RulesSection = field(default_factory=RulesSection)
+    jobs: JobsSection = field(default_factory=JobsSection)
+    provisioning: ProvisioningSection = field(default_factory=ProvisioningSection)
 
     def __post_init__(self) -> None:
         if not self.data_dir:

@@ -14,6 +14,7 @@ from typing import Any
 
 from edgeloop.config import Config
 from gateway.sinks.kinesis import create_kinesis_service
+from gateway.sinks.sqs.service import create_sqs_service
 from gateway.storage.durable import GroupSync
 
 ServiceFactory = Callable[[Path, Config, GroupSync, dict[str, Any]], Awaitable[Any]]
@@ -21,4 +22,5 @@ ServiceFactory = Callable[[Path, Config, GroupSync, dict[str, Any]], Awaitable[A
 # name -> factory, in dependency order (a factory may use the services listed before it).
 SERVICE_FACTORIES: dict[str, ServiceFactory] = {
     "kinesis": create_kinesis_service,
+    "sqs": create_sqs_service,
 }
