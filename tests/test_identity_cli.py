@@ -43,11 +43,11 @@ def test_pki_init_is_idempotent_and_show_prints_the_ca(home: Path) -> None:
 def test_things_create_writes_a_ready_identity(home: Path, tmp_path: Path) -> None:
     out = run("things", "create", "boiler-1", "--attr", "site=north").output
     cert_id = out.split()[3]
-    key = tmp_path / "boiler-1" / "boiler-1.private.key"
+    key = tmp_path / "boiler-1.private.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    ca = load_certificate((tmp_path / "boiler-1" / "root-CA.pem").read_text())
+    ca = load_certificate((tmp_path / "root-CA.pem").read_text())
     assert CertificateAuthority.open(home / "pki", PkiSection()).issued(
-        load_certificate((tmp_path / "boiler-1" / "boiler-1.cert.pem").read_text())
+        load_certificate((tmp_path / "boiler-1.cert.pem").read_text())
     ) and ca.subject == load_certificate((home / "pki" / "ca.pem").read_text()).subject
     described = json.loads(run("things", "describe", "boiler-1").output)
     assert described["attributes"] == {"site": "north"}

@@ -164,7 +164,7 @@ def _write_identity(identity: DeviceIdentity, out: Path) -> None:
               help=f"Policy to attach to the certificate (repeatable; default {DEFAULT_THING_POLICY}).")
 @click.option("--csr", type=click.Path(exists=True, dir_okay=False), help="Sign this CSR instead of making a key.")
 @click.option("--no-cert", is_flag=True, help="Create the registry entry only.")
-@click.option("--out", type=click.Path(file_okay=False), help="Where to write the identity (default ./NAME).")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the identity files (default: .).")
 @click.pass_obj
 def things_create(
     app: AppContext, name: str, thing_type: str | None, attrs: tuple[str, ...], groups: tuple[str, ...],
@@ -183,7 +183,7 @@ def things_create(
             name, policies or (DEFAULT_THING_POLICY,), thing_type, _attributes(attrs), groups,
             Path(csr).read_text() if csr else None,
         )
-    _write_identity(identity, Path(out or name))
+    _write_identity(identity, Path(out or "."))
 
 
 @things.command("create-fleet")
