@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("gateway.cli:gateway", "run the gateway (MQTT broker, shadows, rules, AWS-compatible API)"),
     "kinesis": ("gateway.sinks.kinesis.cli:kinesis", "emulated Kinesis streams: ls, tail"),
     "pki": ("gateway.identity.cli:pki", "the gateway's certificate authority"),
+    "s3": ("gateway.sinks.s3.cli:s3", "emulated S3 buckets and objects: ls, cat, put, mb"),
+    "sinks": ("gateway.sinks.cli:sinks", "every emulated stream, queue, bucket and delivery stream"),
     "sqs": ("gateway.sinks.sqs.cli:sqs", "emulated SQS queues: ls, peek, receive, send"),
     "things": ("gateway.identity.cli:things", "things: create with a ready device identity, list, describe"),
     "certs": ("gateway.identity.cli:certs", "device certificates: issue, register, activate, revoke"),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeloop.config import Config
+from gateway.sinks import firehose, s3
 from gateway.sinks.kinesis import create_kinesis_service
 from gateway.sinks.sqs.service import create_sqs_service
 from gateway.storage.durable import GroupSync
@@ -23,4 +24,6 @@ ServiceFactory = Callable[[Path, Config, GroupSync, dict[str, Any]], Awaitable[A
 SERVICE_FACTORIES: dict[str, ServiceFactory] = {
     "kinesis": create_kinesis_service,
     "sqs": create_sqs_service,
+    "s3": s3.create_service,
+    "firehose": firehose.create_service,
 }

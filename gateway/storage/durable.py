@@ -62,7 +62,7 @@ class GroupSync:
             files = [f for f, _ in batch.values()]
             try:
                 await asyncio.to_thread(_flush_and_fsync, files)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a file was closed while its sync was pending
                 for _, futs in batch.values():
                     for fut in futs:
                         if not fut.done():
