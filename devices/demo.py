@@ -7,6 +7,7 @@ disturbs a gateway that is already running. Each step prints what it shows.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import queue
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import click
 import paho.mqtt.client as mqtt
@@ -204,6 +206,7 @@ def run_demo(home: Path) -> None:
         click.echo(f"  PUBACK reason: {rc} (0x{rc.value:02X}) - the default thing policy only allows its own topics")
 
         shadow_step(demo, devices["sensor-1"])
+        rules_step(demo, devices)  # rules engine: telemetry -> Kinesis, alerts -> SQS, Firehose -> S3
 
         for device in [*devices.values(), dashboard]:
             device.close()
@@ -224,3 +227,90 @@ def demo(app: AppContext, home: Path | None) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="edgeloop-demo-") as tmp:
         run_demo(Path(tmp))
+
+
+# -- rules engine step: rules route device telemetry into the emulated Kinesis, SQS and Firehose -> S3 --------
+
+RULES_ROLE = "arn:aws:iam::000000000000:role/edgeloop-demo-rules"
+
+
+def demo_rules(queue_url: str) -> dict[str, dict[str, Any]]:
+    """The demo's topic rules (AWS topicRulePayload JSON) by name."""
+    return {
+        "telemetry_to_kinesis": {
+            "sql": "SELECT topic(2) AS device, temperature, battery FROM 'things/+/telemetry'",
+            "actions": [{"kinesis": {"roleArn": RULES_ROLE, "streamName": "telemetry",
+                                     "partitionKey": "${topic(2)}"}}],
+        },
+        "hot_alerts": {
+            "sql": "SELECT topic(2) AS device, temperature FROM 'things/+/telemetry' WHERE temperature > 23",
+            "actions": [{"sqs": {"roleArn": RULES_ROLE, "queueUrl": queue_url}}],
+        },
+        "archive": {
+            "sql": "SELECT * FROM 'things/+/telemetry'",
+            "actions": [{"firehose": {"roleArn": RULES_ROLE, "deliveryStreamName": "archive", "separator": "\n"}}],
+        },
+    }
+
+
+def _create_rule_sinks(client: AwsClient) -> str:
+    """The sinks the demo rules write to; returns the alert queue's URL."""
+    client.json("kinesis", "Kinesis_20131202.CreateStream", {"StreamName": "telemetry", "ShardCount": 1})
+    queue_url = client.json("sqs", "AmazonSQS.CreateQueue", {"QueueName": "alerts"},
+                            "application/x-amz-json-1.0")["QueueUrl"]
+    client.request("s3", "PUT", "/telemetry-archive")
+    client.json("firehose", "Firehose_20150804.CreateDeliveryStream", {
+        "DeliveryStreamName": "archive",
+        "ExtendedS3DestinationConfiguration": {"BucketARN": "arn:aws:s3:::telemetry-archive", "RoleARN": RULES_ROLE,
+                                               "Prefix": "firehose/"}})
+    return str(queue_url)
+
+
+def _read_kinesis(client: AwsClient, stream: str) -> list[dict[str, Any]]:
+    out = []
+    for shard in client.json("kinesis", "Kinesis_20131202.ListShards", {"StreamName": stream})["Shards"]:
+        iterator = client.json("kinesis", "Kinesis_20131202.GetShardIterator", {
+            "StreamName": stream, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
+        page = client.json("kinesis", "Kinesis_20131202.GetRecords", {"ShardIterator": iterator, "Limit": 10000})
+        out += [json.loads(base64.b64decode(r["Data"])) for r in page["Records"]]
+    return out
+
+
+def _read_s3_lines(client: AwsClient, bucket: str, prefix: str) -> list[bytes]:
+    _, _, listing = client.request("s3", "GET", f"/{bucket}", query={"list-type": "2", "prefix": prefix})
+    ns = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
+    keys = [k.text for k in ElementTree.fromstring(listing).iterfind(".//s3:Contents/s3:Key", ns) if k.text]
+    return [line for key in keys for line in client.request("s3", "GET", f"/{bucket}/{key}")[2].splitlines()]
+
+
+def rules_step(demo: DemoGateway, devices: dict[str, Device]) -> None:
+    """Rules filter and reshape telemetry into Kinesis, send alerts to SQS and batch everything to S3."""
+    step("Rules engine: telemetry -> Kinesis, hot readings -> SQS alerts, everything -> Firehose -> S3")
+    client = demo.api_client
+    queue_url = _create_rule_sinks(client)
+    for name, payload in demo_rules(queue_url).items():
+        client.request("iot", "POST", f"/rules/{name}", body=json.dumps(payload).encode(),
+                       headers={"Content-Type": "application/json"})
+        click.echo(f"  rule {name:<21} {payload['sql']}")
+    sent = 0
+    for i in range(READINGS_PER_SENSOR):
+        for n, (name, device) in enumerate(devices.items()):
+            device.publish(f"things/{name}/telemetry", {"seq": i, "temperature": round(22 + 2 * math.cos(i + n), 2),
+                                                        "battery": 90 - i})
+            sent += 1
+    assert demo.gateway is not None and demo.gateway.rules is not None
+    demo.call(demo.gateway.rules.dispatcher.drain(TIMEOUT))
+    demo.call(demo.gateway.services["firehose"].engine.flush("archive"))
+
+    records = _read_kinesis(client, "telemetry")
+    click.echo(f"  kinesis  telemetry: {len(records)} records, e.g. {json.dumps(records[0]) if records else '-'}")
+    alerts = client.json("sqs", "AmazonSQS.ReceiveMessage", {"QueueUrl": queue_url, "MaxNumberOfMessages": 10},
+                         "application/x-amz-json-1.0").get("Messages", [])
+    for message in alerts:
+        click.echo(f"  sqs      alerts <- {message['Body']}")
+    lines = _read_s3_lines(client, "telemetry-archive", "firehose/")
+    click.echo(f"  s3       telemetry-archive/firehose/: {len(lines)} archived lines")
+    metrics = demo.gateway.rules.metrics()
+    click.echo(f"  rules: {sent} readings published, {metrics['matched']} rule matches, "
+               f"{metrics['dispatched']} actions dispatched, {metrics['failed']} failed")
+

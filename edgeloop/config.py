@@ -71,6 +71,8 @@ class MqttSection:
     retained_enabled: bool = True
     sys_interval_secs: float = 10.0
     identity_recheck_secs: float = 1.0  # how often live connections notice registry changes (revocation)
+    tls_session_tickets: int = 0  # TLS 1.3 tickets per handshake; each costs server CPU, few devices resume
+    tls_handshake_timeout_secs: float = 10.0  # a TLS handshake not done by then is aborted and counted
 
 
 @dataclass
@@ -142,6 +144,7 @@ class RulesSection:
     remote_secret_key: str = ""
     remote_region: str = ""  # empty = aws.region
     remote_timeout_secs: float = 10.0
+    drain_timeout_secs: float = 5.0  # on shutdown, how long queued messages may still be dispatched
 
 
 # -- jobs + fleet provisioning (owned by gateway/jobs and gateway/provisioning) --

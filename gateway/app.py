@@ -10,9 +10,14 @@ from typing import Any
 
 from edgeloop.config import Config
 from gateway.awsapi.server import AwsApi
+from gateway.dispatcher import RulesService, add_rule_routes, open_rules  # rules dispatcher
 from gateway.identity.iot_api import IotControlPlane, add_registry_routes
 from gateway.identity.registry import Registry
+from gateway.jobs.routes import add_job_routes  # jobs + fleet provisioning
+from gateway.jobs.service import JobsService, start_jobs  # jobs + fleet provisioning
 from gateway.mqtt.server import MqttService, start_mqtt
+from gateway.provisioning.routes import add_template_routes  # jobs + fleet provisioning
+from gateway.provisioning.service import ProvisioningService, start_provisioning  # jobs + fleet provisioning
 from gateway.shadow.http import create_shadow_http_service
 from gateway.shadow.service import ShadowService, start_shadows
 from gateway.sinks.registry import SERVICE_FACTORIES
@@ -43,7 +48,10 @@ class Gateway:
         self.mqtt: MqttService | None = None
         self.iot: IotControlPlane | None = None  # the `iot` control plane; components add their routes to it
         self.shadows: ShadowService | None = None
+        self.jobs: JobsService | None = None  # jobs + fleet provisioning
+        self.provisioning: ProvisioningService | None = None  # jobs + fleet provisioning
         self.services: dict[str, Any] = {}
+        self.rules: RulesService | None = None  # rules dispatcher
 
     async def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -55,9 +63,22 @@ class Gateway:
         for name, factory in SERVICE_FACTORIES.items():
             self.services[name] = await factory(self.home, self.config, self.sync, self.services)
             self.api.register(self.services[name])
+        # -- rules dispatcher: load the rules and recover the journal before the broker listens --
+        self.rules = await open_rules(self.config, self.services, self.sync) if self.config.rules.enabled else None
         self.mqtt = await start_mqtt(self.config, self.registry)
+        if self.rules is not None:  # rules dispatcher: hook on the broker at once, then serve the iot routes
+            self.rules.attach(self.mqtt.broker)
+            add_rule_routes(self.iot, self.rules)
         self.shadows = await start_shadows(self.config, self.mqtt.broker)
         self.api.register(await create_shadow_http_service(self.home, self.config, self.sync, self.shadows))
+        # -- jobs + fleet provisioning --
+        api = self.api
+        s3_endpoint = lambda: api.url if api.port else None  # noqa: E731
+        self.jobs = await start_jobs(self.config, self.registry, self.mqtt.broker, s3_endpoint)
+        add_job_routes(self.iot, self.jobs.engine)
+        self.provisioning = await start_provisioning(self.config, self.registry, self.mqtt.broker)
+        add_template_routes(self.iot, self.provisioning.engine.store)
+        # -- end jobs + fleet provisioning --
         await self.api.start()
 
     async def stop(self) -> None:
@@ -66,8 +87,14 @@ class Gateway:
             await self.api.stop()
         if self.shadows is not None:
             await self.shadows.stop()
+        if self.jobs is not None:  # jobs + fleet provisioning
+            await self.jobs.stop()
+        if self.provisioning is not None:  # jobs + fleet provisioning
+            await self.provisioning.stop()
         if self.mqtt is not None:
             await self.mqtt.stop()
+        if self.rules is not None:  # rules dispatcher: drain and checkpoint before the sinks stop
+            await self.rules.stop()
         for service in reversed(list(self.services.values())):
             await service.stop()
         await self.sync.close()

@@ -21,6 +21,15 @@ from gateway.mqtt.server import MqttService, start_mqtt
 TIMEOUT = 5.0
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The loop the gateway runs on: uvloop when installed (as `gateway.app.install_uvloop`), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def broker_config(home: Path, **mqtt: Any) -> Config:
     config = Config(data_dir=str(home))
     config.durability.fsync = mqtt.pop("fsync", "never")
@@ -35,7 +44,7 @@ class BrokerThread:
     def __init__(self, config: Config, registry: Any = None) -> None:
         self.config = config
         self.registry = registry
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.service: MqttService | None = None
 

@@ -1,7 +1,7 @@
 """Golden vectors from a real client: paho-mqtt talks to a bare asyncio socket server that only uses our codec.
 
 The server records the exact bytes paho sends (CONNECT with will and credentials, SUBSCRIBE, PUBLISH,
-DISCONNECT, in MQTT 3.1.1 and 5.0 with properties) and answers with packets our encoder produced.
+DISCONNECT, in MQTT 3.1, 3.1.1 and 5.0 with properties) and answers with packets our encoder produced.
 """
 
 from __future__ import annotations
@@ -132,17 +132,21 @@ def _capture(protocol: int) -> Capture:
     return asyncio.run(main())
 
 
-def test_paho_v311_session_decodes_and_reencodes_byte_for_byte() -> None:
-    capture = _capture(paho.MQTTv311)
+@pytest.mark.parametrize(("protocol", "level", "name"), [(paho.MQTTv311, 4, "MQTT"), (paho.MQTTv31, 3, "MQIsdp")])
+def test_paho_v3_session_decodes_and_reencodes_byte_for_byte(protocol: int, level: int, name: str) -> None:
+    capture = _capture(protocol)
+    assert capture.version == 4  # 3.1 is decoded like 3.1.1
     connect, subscribe, publish, disconnect = capture.packets
-    assert connect == Connect("golden-4", 4, True, 42, "device", b"s3cret", Will("dev/status", b"offline", 1, True))
+    assert connect == Connect(f"golden-{protocol}", level, True, 42, "device", b"s3cret",
+                              Will("dev/status", b"offline", 1, True), protocol_name=name)
     assert isinstance(subscribe, Subscribe)
     assert subscribe.subscriptions == [Subscription("dev/+/cmd", 1)]
     assert isinstance(publish, Publish)
     assert (publish.topic, publish.payload, publish.qos, publish.retain) == ("dev/1/telemetry", b'{"t":21.5}', 1, False)
     assert disconnect == Disconnect()
     assert b"".join(encode(p, 4) for p in capture.packets) == bytes(capture.raw)
-    assert bytes(capture.raw).startswith(GOLDEN_PAHO_V311_CONNECT)
+    if level == 4:
+        assert bytes(capture.raw).startswith(GOLDEN_PAHO_V311_CONNECT)
 
 
 def test_paho_v5_session_with_properties_decodes_and_reencodes_byte_for_byte() -> None:

@@ -9,9 +9,12 @@ from hypothesis import strategies as st
 from gateway.mqtt.codec import StreamDecoder, encode
 from gateway.mqtt.errors import MqttDecodeError
 from gateway.mqtt.packets import Connect, Packet
-from tests.mqtt_strategies import mutated_streams, packet_streams, packets
+from gateway.mqtt.properties import decode_varint
+from tests.mqtt_strategies import fuzz_sessions, mutated_streams, packet_streams, packets
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FEW = settings(SETTINGS, max_examples=30)
+MANY = settings(SETTINGS, max_examples=300)
 
 
 def _decode_one(data: bytes, version: int) -> list[Packet]:
@@ -40,7 +43,7 @@ def test_reencoding_a_decoded_packet_gives_the_same_bytes(version: int, data: st
 @SETTINGS
 @given(data=st.data())
 def test_any_split_of_a_stream_yields_the_same_packets(version: int, data: st.DataObject) -> None:
-    stream, expected = data.draw(packet_streams(version))
+    stream, expected = data.draw(packet_streams(version, max_packets=8))
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
     decoder = StreamDecoder()  # starts at 4: the leading CONNECT switches it to the stream's version
     got: list[Packet] = []
@@ -53,7 +56,7 @@ def test_any_split_of_a_stream_yields_the_same_packets(version: int, data: st.Da
     assert decoder.version == (5 if version == 5 else 4)
 
 
-@SETTINGS
+@MANY
 @given(stream=st.binary(max_size=300), split=st.integers(0, 300))
 def test_random_bytes_give_packets_or_decode_error(stream: bytes, split: int) -> None:
     decoder = StreamDecoder(version=split % 2 + 4)
@@ -78,10 +81,26 @@ def test_mutated_streams_give_packets_or_decode_error(version: int, data: st.Dat
         assert str(exc)
 
 
-@SETTINGS
+@FEW
 @given(data=st.data())
 def test_byte_at_a_time_equals_all_at_once(data: st.DataObject) -> None:
     stream, expected = data.draw(packet_streams(5, max_packets=4))
     decoder = StreamDecoder()
     got = [p for i in range(len(stream)) for p in decoder.feed(stream[i : i + 1])]
     assert got == expected
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@FEW
+@given(data=st.data())
+def test_fuzz_sessions_open_with_a_valid_connect(version: int, data: st.DataObject) -> None:
+    session = data.draw(fuzz_sessions(version))
+    length, body = decode_varint(session, 1, len(session))
+    decoder = StreamDecoder()
+    (connect,) = decoder.feed(session[: body + length])
+    assert isinstance(connect, Connect)
+    assert decoder.version == (5 if version == 5 else 4)
+    try:
+        decoder.feed(session[body + length :])
+    except MqttDecodeError as exc:
+        assert exc.reason_code >= 0x80

@@ -32,7 +32,7 @@ def pki(home: Path, tmp_path: Path):
 @pytest.fixture
 def bt(home: Path, pki):
     registry, _, _ = pki
-    with running_broker(home, registry, identity_recheck_secs=0.1) as b:
+    with running_broker(home, registry, identity_recheck_secs=0.1, tls_handshake_timeout_secs=2.0) as b:
         yield b
 
 

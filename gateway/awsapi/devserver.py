@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,15 @@ async def serve(home: Path, port: int, names: list[str], fsync: str) -> None:
     await sync.close()
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (as the gateway runs), else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", required=True, type=Path)
@@ -54,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     names = [n for n in args.services.split(",") if n]
     try:
-        asyncio.run(serve(args.home, args.port, names, args.fsync))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve(args.home, args.port, names, args.fsync))
     except KeyboardInterrupt:
         sys.exit(130)
 

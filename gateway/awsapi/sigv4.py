@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,7 +19,7 @@ from urllib.parse import quote, unquote
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-MAX_SKEW = dt.timedelta(minutes=15)
+MAX_SKEW_SECONDS = 15 * 60
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 
 
@@ -50,7 +51,7 @@ def canonical_uri(raw_path: str, service: str) -> str:
     segments (RFC 3986 5.2.4 plus AWS's rule), then percent-encode the encoded path again."""
     if service == "s3":
         return raw_path or "/"
-    if not raw_path:
+    if not raw_path or raw_path == "/":
         return "/"
     segments: list[str] = []
     for segment in raw_path.split("/"):
@@ -87,10 +88,18 @@ def canonical_request(
     exclude_query: str | None = None,
 ) -> str:
     lines = [method.upper(), canonical_uri(raw_path, service), canonical_query(raw_query, exclude_query)]
-    lowered = {k.lower(): v for k, v in headers.items()}
-    for name in signed_headers:
-        lines.append(f"{name}:{' '.join(lowered.get(name, '').split())}")
+    for name, value in zip(signed_headers, _header_values(headers, signed_headers), strict=True):
+        lines.append(f"{name}:{' '.join(value.split())}")
     return "\n".join([*lines, "", ";".join(signed_headers), payload_hash])
+
+
+def _header_values(headers: Mapping[str, str], names: list[str]) -> list[str]:
+    """The value of each lower-case header name (the last one sent when repeated, "" when absent)."""
+    getall = getattr(headers, "getall", None)
+    if getall is not None:  # a case-insensitive multidict (aiohttp's request headers): no copy needed
+        return [(getall(name, None) or [""])[-1] for name in names]
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return [lowered.get(name, "") for name in names]
 
 
 @lru_cache(maxsize=64)
@@ -103,9 +112,9 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
 
 def signature(secret_key: str, credential: Credential, amz_date: str, creq: str) -> str:
     scope = f"{credential.date}/{credential.region}/{credential.service}/aws4_request"
-    to_sign = "\n".join([ALGORITHM, amz_date, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(creq.encode()).hexdigest()}"
     key = signing_key(secret_key, credential.date, credential.region, credential.service)
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, to_sign.encode(), "sha256").hex()
 
 
 def parse_credential(value: str) -> Credential:
@@ -120,12 +129,20 @@ def credential_of(headers: Mapping[str, str], query: Mapping[str, str]) -> Crede
     auth = headers.get("Authorization", "")
     try:
         if auth.startswith(ALGORITHM):
-            return parse_credential(_auth_fields(auth)["Credential"])
+            return _parse_authorization(auth)[0]
         if "X-Amz-Credential" in query:
             return parse_credential(query["X-Amz-Credential"])
-    except (SignatureError, KeyError):
+    except SignatureError:
         return None
     return None
+
+
+@lru_cache(maxsize=64)
+def _parse_authorization(auth: str) -> tuple[Credential, list[str], str]:
+    """(credential, signed header names, signature) of an Authorization header. Cached: the server routes a
+    request by its credential scope, then verifies it, and both read the same header."""
+    fields = _auth_fields(auth)
+    return parse_credential(fields["Credential"]), fields["SignedHeaders"].split(";"), fields["Signature"]
 
 
 def _auth_fields(auth: str) -> dict[str, str]:
@@ -140,9 +157,11 @@ def _auth_fields(auth: str) -> dict[str, str]:
     return fields
 
 
-def _parse_amz_date(value: str) -> dt.datetime:
+@lru_cache(maxsize=256)
+def _amz_timestamp(value: str) -> float:
+    """Seconds since the epoch of an X-Amz-Date (ISO 8601 basic, UTC). Cached: requests of one second share it."""
     try:
-        return dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        return dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC).timestamp()
     except ValueError:
         raise SignatureError("malformed", f"X-Amz-Date must be in the ISO8601 basic format, not {value!r}") from None
 
@@ -162,20 +181,16 @@ def verify(
     `body_sha256` is the hex SHA-256 of the body when the caller has read it; it is used when the
     request carries no `x-amz-content-sha256` header.
     """
-    now = now or dt.datetime.now(dt.UTC)
+    now_ts = now.timestamp() if now is not None else time.time()
     auth = headers.get("Authorization")
     if auth is not None:
         if not auth.startswith(ALGORITHM):
             raise SignatureError("malformed", "Only AWS4-HMAC-SHA256 signatures are supported")
-        fields = _auth_fields(auth)
-        credential = parse_credential(fields["Credential"])
-        signed = fields["SignedHeaders"].split(";")
-        provided = fields["Signature"]
+        credential, signed, provided = _parse_authorization(auth)
         amz_date = headers.get("X-Amz-Date") or ""
         if not amz_date:
             raise SignatureError("malformed", "Authorization requires an X-Amz-Date header")
-        when = _parse_amz_date(amz_date)
-        if abs(now - when) > MAX_SKEW:
+        if abs(now_ts - _amz_timestamp(amz_date)) > MAX_SKEW_SECONDS:
             raise SignatureError("skewed", "Signature expired: the difference between the request time and the "
                                  "server's time is too large")
         payload_hash = headers.get("x-amz-content-sha256") or body_sha256 or EMPTY_SHA256
@@ -187,19 +202,19 @@ def verify(
         signed = query.get("X-Amz-SignedHeaders", "host").split(";")
         provided = query["X-Amz-Signature"]
         amz_date = query.get("X-Amz-Date", "")
-        when = _parse_amz_date(amz_date)
+        when = _amz_timestamp(amz_date)
         try:
             expires = int(query.get("X-Amz-Expires", "0"))
         except ValueError:
             raise SignatureError("malformed", "X-Amz-Expires must be a number of seconds") from None
         if not 0 < expires <= MAX_PRESIGN_EXPIRES:
             raise SignatureError("malformed", "X-Amz-Expires must be between 1 and 604800 seconds")
-        if now > when + dt.timedelta(seconds=expires):
+        if now_ts > when + expires:
             raise SignatureError("expired", "Request has expired")
         payload_hash = headers.get("x-amz-content-sha256") or UNSIGNED_PAYLOAD
         exclude = "X-Amz-Signature"
     elif "Signature" in query and "AWSAccessKeyId" in query:
-        return _verify_v2_query(method, raw_path, raw_query, headers, query, secrets, now)
+        return _verify_v2_query(method, raw_path, raw_query, headers, query, secrets, now_ts)
     else:
         raise SignatureError("missing", "Missing Authentication Token")
     secret = secrets.get(credential.access_key)
@@ -223,13 +238,13 @@ _V2_SUBRESOURCES = frozenset(
 
 
 def _verify_v2_query(method: str, raw_path: str, raw_query: str, headers: Mapping[str, str],
-                     query: Mapping[str, str], secrets: Mapping[str, str], now: dt.datetime) -> Credential:
+                     query: Mapping[str, str], secrets: Mapping[str, str], now: float) -> Credential:
     """S3's legacy presigned URLs (SigV2 query auth), which botocore still generates by default for S3."""
     try:
         expires = int(query["Expires"])
     except ValueError:
         raise SignatureError("malformed", "Expires must be a Unix timestamp") from None
-    if now.timestamp() > expires:
+    if now > expires:
         raise SignatureError("expired", "Request has expired")
     secret = secrets.get(query["AWSAccessKeyId"])
     if secret is None:

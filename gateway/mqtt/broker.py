@@ -258,10 +258,20 @@ class Broker:
 
     def route(self, message: Message) -> list[Awaitable[Any]]:
         """Fan a message out to every matching subscription; returns durable-write futures to await."""
+        entries = self.trie.match(message.topic)
+        publisher = message.client_id
+        if len(entries) == 1 and type(entries[0]) is SessionSubscription:  # one subscriber: no merging needed
+            entry = entries[0]
+            rec = entry.record
+            if not (rec.no_local and publisher is not None and entry.session.client_id == publisher):
+                sub_ids = (rec.identifier,) if rec.identifier else ()
+                delivery = Delivery(message, min(rec.qos, message.qos), message.retain and rec.retain_as_published,
+                                    sub_ids)
+                fut = self.enqueue(entry.session, delivery)
+                return [fut] if fut is not None else []
         targets: dict[Session, list[Any]] = {}
         internal: list[InternalSubscription] = []
-        publisher = message.client_id
-        for entry in self.trie.match(message.topic):
+        for entry in entries:
             if type(entry) is SessionSubscription:
                 rec = entry.record
                 if rec.no_local and publisher is not None and entry.session.client_id == publisher:

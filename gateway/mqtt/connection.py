@@ -48,6 +48,8 @@ log = logging.getLogger("edgeloop.mqtt")
 # v3.1.1 CONNACK return codes for the v5 reason codes we use while connecting.
 _V3_CONNACK = {0x84: 1, 0x85: 2, 0x88: 3, 0x89: 3, 0x86: 4, 0x87: 5, 0x8C: 5, 0x95: 3, 0x81: 3, 0x82: 3}
 HEADROOM = 65536  # packet bytes allowed beyond the payload limit (topic, properties)
+FLUSH_BYTES = 65536  # coalesced output written out before the end of the loop iteration
+_PUBACK_HEADER = b"\x40\x02"  # PUBACK with success and no properties: the same 4 bytes in 3.1.1 and 5
 
 
 class ConnectionAuth(Protocol):
@@ -65,7 +67,16 @@ class Authenticator(Protocol):
 
 
 class MqttConnection(asyncio.Protocol):
-    """Server side of one client connection (TCP, TLS or a WebSocket adapter)."""
+    """Server side of one client connection (TCP, TLS or a WebSocket adapter).
+
+    Slotted, with topic-alias maps created on first use: ten thousand idle devices cost little memory.
+    """
+
+    __slots__ = ("_ack_tail", "_alias_out_max", "_aliases_in", "_aliases_out", "_backlog", "_client_max_packet",
+                 "_flush_scheduled", "_inbound_unacked", "_keepalive", "_last_rx", "_out", "_out_size", "_paused",
+                 "_qos0_backlog", "_send_window", "_timer", "auth", "authenticate", "broker", "client_id",
+                 "client_initiated", "closed", "connect", "decoder", "disconnect_reason", "limits", "listener",
+                 "loop", "metrics", "peer", "session", "session_id", "transport", "version")
 
     def __init__(self, broker: Broker, authenticate: Authenticator, listener: str) -> None:
         self.broker = broker
@@ -87,6 +98,7 @@ class MqttConnection(asyncio.Protocol):
         self.disconnect_reason = "CONNECTION_LOST"
         self.client_initiated = False
         self._out: list[bytes] = []
+        self._out_size = 0
         self._flush_scheduled = False
         self._paused = False
         self._qos0_backlog = 0
@@ -97,8 +109,8 @@ class MqttConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._send_window = self.limits.max_inflight
         self._client_max_packet = 0
-        self._aliases_in: dict[int, str] = {}
-        self._aliases_out: dict[str, int] = {}
+        self._aliases_in: dict[int, str] | None = None
+        self._aliases_out: dict[str, int] | None = None
         self._alias_out_max = 0
         self._backlog: list[Packet] | None = None
 
@@ -167,20 +179,32 @@ class MqttConnection(asyncio.Protocol):
     # -- writing -----------------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Queue bytes for the next coalesced write."""
+        """Queue bytes for the next coalesced write (at the end of this loop iteration, or once 64 KiB wait).
+
+        Writing out mid-iteration keeps a busy subscriber's socket fed while the loop is still routing, and lets
+        backpressure (`pause_writing`) show up before QoS 0 piles up in memory.
+        """
         if self.closed:
             return
         self._out.append(data)
-        if not self._flush_scheduled:
+        self._out_size += len(data)
+        if self._out_size >= FLUSH_BYTES:
+            self._write_out()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self._out or self.transport is None:
+        self._write_out()
+
+    def _write_out(self) -> None:
+        out = self._out
+        if not out or self.transport is None:
             return
-        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-        self._out.clear()
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._out_size = 0
         self.metrics["bytes_sent"] += len(data)
         if not self.transport.is_closing():
             self.transport.write(data)
@@ -428,9 +452,11 @@ class MqttConnection(asyncio.Protocol):
             if alias == 0 or alias > self.limits.topic_alias_maximum:
                 return self._violation(0x94, f"topic alias {alias} outside 1..{self.limits.topic_alias_maximum}")
             if topic:
+                if self._aliases_in is None:
+                    self._aliases_in = {}
                 self._aliases_in[alias] = topic
             else:
-                topic = self._aliases_in.get(alias, "")
+                topic = self._aliases_in.get(alias, "") if self._aliases_in is not None else ""
                 if not topic:
                     return self._violation(0x82, f"topic alias {alias} used before it was set")
         elif not topic:
@@ -443,10 +469,13 @@ class MqttConnection(asyncio.Protocol):
             return None
         if qos and self._inbound_unacked >= self.limits.max_inflight:
             return self._violation(0x93, f"more than {self.limits.max_inflight} unacknowledged QoS>0 PUBLISH")
-        try:
-            self._check_topic_limits(topic)
-        except TopicError as exc:
-            return self._reject_publish(pub, exc.reason_code, exc.message)
+        limits = self.limits
+        if not (topic.isascii() and len(topic) <= limits.max_topic_bytes
+                and topic.count("/") < limits.max_topic_levels):  # the common case needs no closer look
+            try:
+                self._check_topic_limits(topic)
+            except TopicError as exc:
+                return self._reject_publish(pub, exc.reason_code, exc.message)
         if not self.auth.allowed("iot:Publish", topic) or (
             pub.retain and not self.auth.allowed("iot:RetainPublish", topic)
         ):
@@ -469,6 +498,9 @@ class MqttConnection(asyncio.Protocol):
                 self.broker.spawn(w)
             return None
         if qos == 1:
+            if not waits and not failures and (self._ack_tail is None or self._ack_tail.done()):
+                self.write(_PUBACK_HEADER + pub.packet_id.to_bytes(2, "big"))  # type: ignore[union-attr]
+                return None
             ack: Packet = Puback(pub.packet_id)  # type: ignore[arg-type]
         else:
             session.incoming_qos2.add(pub.packet_id)  # type: ignore[arg-type]
@@ -549,14 +581,21 @@ class MqttConnection(asyncio.Protocol):
         return True
 
     def send_qos0(self, d: Delivery) -> None:
-        if self.closed or not self._deliverable(d):
+        if self.closed:
+            return
+        paused = self._paused
+        if paused and self._qos0_backlog >= self.limits.max_qos0_buffer_bytes:  # full: drop before any work
+            self.metrics["publish_dropped_qos0_backpressure"] += 1
+            return
+        if not self._deliverable(d):
             return
         data = self._encode_delivery(d, None, False)
         if data is None:
             return
-        if self._paused:
+        if paused:
             if self._qos0_backlog + len(data) > self.limits.max_qos0_buffer_bytes:
                 self.metrics["publish_dropped_qos0_backpressure"] += 1
+                self._qos0_backlog = self.limits.max_qos0_buffer_bytes  # later ones drop on the fast path
                 return
             self._qos0_backlog += len(data)
         self.metrics["messages_sent"] += 1
@@ -609,24 +648,32 @@ class MqttConnection(asyncio.Protocol):
         if self.version != 5:
             key: Any = (4, d.qos, d.retain)
             if d.qos == 0:
-                cached = msg.encoded.get(key)
+                cache = msg.encoded
+                if cache is None:
+                    cache = msg.encoded = {}
+                cached = cache.get(key)
                 if cached is None:
-                    cached = msg.encoded[key] = encode_publish(msg.topic, msg.payload, 0, d.retain, False, None, 4)
+                    cached = cache[key] = encode_publish(msg.topic, msg.payload, 0, d.retain, False, None, 4)
                 return cached
             return encode_publish(msg.topic, msg.payload, d.qos, d.retain, dup, packet_id, 4)
         topic: str = msg.topic
-        alias = self._aliases_out.get(topic)
+        aliases = self._aliases_out
+        alias = None
         new_alias = False
-        if alias is None and len(self._aliases_out) < self._alias_out_max:
-            alias = self._aliases_out[topic] = len(self._aliases_out) + 1
-            new_alias = True
+        if self._alias_out_max:
+            if aliases is None:
+                aliases = self._aliases_out = {}
+            alias = aliases.get(topic)
+            if alias is None and len(aliases) < self._alias_out_max:
+                alias = aliases[topic] = len(aliases) + 1
+                new_alias = True
         props = self._outgoing_properties(d, alias)
         data = encode_publish("" if alias and not new_alias else topic, msg.payload, d.qos, d.retain, dup,
                               packet_id, 5, props)
         if self._client_max_packet and len(data) > self._client_max_packet:
             self.metrics["publish_dropped_too_large_for_client"] += 1
-            if new_alias:
-                del self._aliases_out[topic]
+            if new_alias and aliases is not None:
+                del aliases[topic]
             return None
         return data
 
@@ -634,9 +681,12 @@ class MqttConnection(asyncio.Protocol):
         msg = d.message
         src = msg.properties
         if not d.sub_ids and alias is None and msg.expires_at is None:
-            cached = msg.encoded.get("v5props")
+            cache = msg.encoded
+            if cache is None:
+                cache = msg.encoded = {}
+            cached = cache.get("v5props")
             if cached is None:
-                cached = msg.encoded["v5props"] = encode_properties(src or Properties(), PacketType.PUBLISH)
+                cached = cache["v5props"] = encode_properties(src or Properties(), PacketType.PUBLISH)
             return cached
         props = _forwardable(src) if src is not None else Properties()
         props.subscription_identifiers = list(d.sub_ids)

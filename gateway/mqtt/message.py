@@ -28,8 +28,8 @@ class Message:
     origin: str = "client"
     received_at: float = field(default_factory=time.time)
     expires_at: float | None = None
-    # Encoded v5 property blocks per forwarded-property variant, filled lazily by the fan-out path.
-    encoded: dict[Any, bytes] = field(default_factory=dict, repr=False, compare=False)
+    # Encoded forms shared by every subscriber (v3 QoS 0 packet, v5 property block), made on first delivery.
+    encoded: dict[Any, bytes] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         props = self.properties

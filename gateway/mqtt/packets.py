@@ -360,5 +360,8 @@ VALID_REASON_CODES: dict[PacketType, frozenset[int]] = {
 VALID_REASON_CODES[PacketType.PUBREC] = VALID_REASON_CODES[PacketType.PUBACK]
 VALID_REASON_CODES[PacketType.PUBCOMP] = VALID_REASON_CODES[PacketType.PUBREL]
 
+#: The protocol name each supported protocol level must come with in CONNECT.
+PROTOCOL_NAMES = {3: "MQIsdp", 4: "MQTT", 5: "MQTT"}
+
 #: MQTT 3.1.1 SUBACK return codes.
 V3_SUBACK_RETURN_CODES = frozenset({0x00, 0x01, 0x02, 0x80})

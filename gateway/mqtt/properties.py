@@ -174,60 +174,74 @@ def _check_value(spec: PropertySpec, value: int) -> str | None:
     return None
 
 
+_CHECK_NONE, _CHECK_BOOLEAN, _CHECK_NONZERO = range(3)
+#: identifier -> (attribute, kind, packet types allowed in, value check, repeatable in PUBLISH only); None = unknown
+_DECODE_TABLE: list[tuple[str, int, frozenset[int], int] | None] = [None] * 256
+for _spec in PROPERTY_SPECS:
+    _DECODE_TABLE[_spec.identifier] = (
+        _spec.name, _spec.kind, _spec.allowed_in,
+        _CHECK_BOOLEAN if _spec.identifier in _BOOLEAN_IDS else _CHECK_NONZERO if _spec.identifier in _NONZERO_IDS
+        else _CHECK_NONE,
+    )
+_USER_PROPERTY, _SUBSCRIPTION_IDENTIFIER = 0x26, 0x0B
+
+
 def decode_properties(buf: bytes, pos: int, end: int, packet_type: int) -> tuple[Properties, int]:
     """Decode the property block (length + properties) at `pos` for `packet_type` (or WILL_PROPERTIES)."""
-    if pos < end and buf[pos] == 0:
-        return Properties(), pos + 1
-    length, pos = decode_varint(buf, pos, end)
+    if pos < end and buf[pos] < 0x80:
+        length = buf[pos]
+        if not length:
+            return Properties(), pos + 1
+        pos += 1
+    else:
+        length, pos = decode_varint(buf, pos, end)
     stop = pos + length
     if stop > end:
         raise MqttDecodeError("property block runs past the end of the packet")
     props = Properties()
-    seen: set[int] = set()
+    seen = 0
     while pos < stop:
         identifier = buf[pos]
-        spec = SPEC_BY_ID.get(identifier)
-        if spec is None:
+        entry = _DECODE_TABLE[identifier]
+        if entry is None:
             raise MqttDecodeError(f"unknown property identifier 0x{identifier:02X}")
-        if packet_type not in spec.allowed_in:
-            raise MqttDecodeError(f"property {spec.name} (0x{identifier:02X}) is not allowed in {_where(packet_type)}")
-        repeatable = identifier == 0x26 or (identifier == 0x0B and packet_type == PacketType.PUBLISH)
-        if identifier in seen and not repeatable:
-            raise MqttDecodeError(f"property {spec.name} appears more than once", 0x82)
-        seen.add(identifier)
+        name, kind, allowed_in, check = entry
+        if packet_type not in allowed_in:
+            raise MqttDecodeError(f"property {name} (0x{identifier:02X}) is not allowed in {_where(packet_type)}")
+        bit = 1 << identifier
+        if seen & bit and identifier != _USER_PROPERTY and (
+            identifier != _SUBSCRIPTION_IDENTIFIER or packet_type != PacketType.PUBLISH
+        ):
+            raise MqttDecodeError(f"property {name} appears more than once", 0x82)
+        seen |= bit
         pos += 1
-        kind = spec.kind
         value: object
-        if kind == BYTE:
-            if pos >= stop:
-                raise MqttDecodeError(f"property {spec.name} runs past the property block")
-            value = buf[pos]
-            pos += 1
-        elif kind in (TWO_BYTE, FOUR_BYTE):
-            size = 2 if kind == TWO_BYTE else 4
-            if pos + size > stop:
-                raise MqttDecodeError(f"property {spec.name} runs past the property block")
-            value = int.from_bytes(buf[pos : pos + size], "big")
-            pos += size
-        elif kind == VARINT:
-            value, pos = decode_varint(buf, pos, stop)
-        elif kind == STRING:
-            value, pos = decode_string(buf, pos, stop)
-        elif kind == BINARY:
-            value, pos = decode_binary(buf, pos, stop)
-        else:
+        if kind == STRING_PAIR:
             key, pos = decode_string(buf, pos, stop)
             val, pos = decode_string(buf, pos, stop)
             props.user_properties.append((key, val))
             continue
-        if isinstance(value, int):
-            problem = _check_value(spec, value)
-            if problem:
-                raise MqttDecodeError(problem, 0x82)
-        if identifier == 0x0B:
-            props.subscription_identifiers.append(value)  # type: ignore[arg-type]
+        if kind == STRING:
+            value, pos = decode_string(buf, pos, stop)
+        elif kind == BINARY:
+            value, pos = decode_binary(buf, pos, stop)
         else:
-            setattr(props, spec.name, value)
+            if kind == VARINT:
+                value, pos = decode_varint(buf, pos, stop)
+            else:
+                size = 1 if kind == BYTE else 2 if kind == TWO_BYTE else 4
+                if pos + size > stop:
+                    raise MqttDecodeError(f"property {name} runs past the property block")
+                value = buf[pos] if size == 1 else int.from_bytes(buf[pos : pos + size], "big")
+                pos += size
+            if check == _CHECK_BOOLEAN and value > 1:
+                raise MqttDecodeError(f"{name} must be 0 or 1, got {value}", 0x82)
+            if check == _CHECK_NONZERO and not value:
+                raise MqttDecodeError(f"{name} must not be 0", 0x82)
+            if kind == VARINT:
+                props.subscription_identifiers.append(value)
+                continue
+        setattr(props, name, value)
     return props, stop
 
 

@@ -6,7 +6,8 @@
   ``http/1.1`` (or none) -> HTTPS: MQTT over WebSocket at ``/mqtt`` and ``POST /topics/{topic}``.
 - ``dev`` (config.mqtt.dev_port, 1883, only with config.mqtt.dev): plain MQTT bound to 127.0.0.1.
 
-TLS handshakes run explicitly (`loop.start_tls`) so every failure is logged with its reason and counted.
+The event loop runs TLS handshakes (`create_server(ssl=...)`, as fast as the loop's TLS gets); the first protocol
+of each connection then dispatches on ALPN. Failed handshakes are logged and counted in `tls_failures`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,118 +37,109 @@ log = logging.getLogger("edgeloop.mqtt")
 
 MQTT_ALPN = ("mqtt", "x-amzn-mqtt-ca")
 HTTPS_ALPN = ("x-amzn-mqtt-ca", "http/1.1")
-HANDSHAKE_TIMEOUT = 10.0
+LISTEN_BACKLOG = 4096  # connection storms (a fleet reconnecting at once) must not overflow the accept queue
 SslContextFactory = Callable[[Sequence[str]], ssl.SSLContext]
-
-
-def tls_failure_reason(exc: BaseException) -> str:
-    """A short reason for a failed handshake: unknown-ca, expired, no-certificate, ..."""
-    text = f"{getattr(exc, 'verify_message', '') or ''} {getattr(exc, 'reason', '') or ''} {exc}".lower()
-    for needle, reason in (
-        ("expired", "expired"),
-        ("not yet valid", "not-yet-valid"),
-        ("revoked", "revoked"),
-        ("peer did not return a certificate", "no-certificate"),
-        ("certificate required", "no-certificate"),
-        ("unknown ca", "unknown-ca"),
-        ("unable to get local issuer", "unknown-ca"),
-        ("self-signed", "unknown-ca"),
-        ("self signed", "unknown-ca"),
-        ("wrong version number", "not-tls"),
-        ("http request", "not-tls"),
-        ("no application protocol", "alpn-mismatch"),
-        ("unsupported protocol", "tls-version"),
-    ):
-        if needle in text:
-            return reason
-    if isinstance(exc, TimeoutError):
-        return "handshake-timeout"
-    return "handshake-failed"
 
 
 MQTT_CONNECT_BYTE = 0x10  # the first byte of every MQTT session: a CONNECT fixed header
 ProtocolChooser = Callable[[str | None, int | None], asyncio.Protocol]
 
 
-class TlsAcceptor(asyncio.Protocol):
-    """Accepts TCP, runs the TLS handshake, then hands the TLS transport to the protocol chosen by ALPN.
+class TlsListener:
+    """What every connection of one TLS listener shares: where to count, and how to pick the inner protocol."""
+
+    __slots__ = ("broker", "choose", "handshake_timeout", "name", "sniff")
+
+    def __init__(self, broker: Broker, choose: ProtocolChooser, name: str, sniff: bool = False) -> None:
+        self.broker = broker
+        self.choose = choose
+        self.name = name
+        self.sniff = sniff
+        self.handshake_timeout = broker.limits.tls_handshake_timeout_secs
+
+    def __call__(self) -> TlsDispatch:
+        return TlsDispatch(self)
+
+
+class TlsDispatch(asyncio.Protocol):
+    """The first protocol of a TLS connection. The event loop runs the handshake (`create_server(ssl=...)`);
+    `connection_made` then hands the TLS transport to the protocol chosen by ALPN.
 
     With `sniff`, a session that negotiated no ALPN protocol is dispatched by its first byte instead (an MQTT
     CONNECT or an HTTP request), so clients that skip ALPN on a non-443 port still reach MQTT.
+
+    The loops report a failed server handshake only in debug mode. A dispatcher released without a completed
+    handshake (uvloop frees it at once) or still waiting one second past the handshake timeout (the stdlib loop
+    keeps failed ones in a reference cycle until garbage collection) counts as a TLS failure.
     """
 
-    __slots__ = ("_early", "_inner", "_peer", "_sniff_timer", "_tls", "broker", "choose", "context", "listener",
-                 "sniff")
+    __slots__ = ("__weakref__", "_early", "_listener", "_state", "_timer", "_transport")
 
-    def __init__(self, broker: Broker, context: ssl.SSLContext, choose: ProtocolChooser, listener: str,
-                 sniff: bool = False) -> None:
-        self.broker = broker
-        self.context = context
-        self.choose = choose
-        self.listener = listener
-        self.sniff = sniff
-        self._early: list[bytes] = []
-        self._inner: asyncio.Protocol | None = None
-        self._tls: Any = None
-        self._sniff_timer: asyncio.TimerHandle | None = None
-        self._peer: Any = None
+    def __init__(self, listener: TlsListener) -> None:
+        self._listener = listener
+        self._state = _PENDING
+        self._transport: Any = None
+        self._early: list[bytes] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            listener.handshake_timeout + 1.0, _handshake_overdue, weakref.ref(self))
 
     def connection_made(self, transport: Any) -> None:
-        self._peer = transport.get_extra_info("peername")
-        self.broker.track(asyncio.ensure_future(self._handshake(transport)))
-
-    async def _handshake(self, transport: Any) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            tls = await loop.start_tls(transport, self, self.context, server_side=True,
-                                       ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
-        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
-            self.broker.metrics["tls_failures"] += 1
-            log.info("event=tls_failed listener=%s peer=%s reason=%s detail=%s", self.listener, self._peer,
-                     tls_failure_reason(exc), exc)
-            transport.abort()
-            return
-        if tls is None:
-            transport.abort()
-            return
-        ssl_object = tls.get_extra_info("ssl_object")
+        self._state = _MADE
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport = transport
+        ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        if alpn is None and self.sniff:
-            self._tls = tls
-            if self._early:
-                self._attach(self.choose(None, self._early[0][0]))
-            else:
-                timeout = self.broker.limits.connect_timeout_secs
-                self._sniff_timer = loop.call_later(timeout, tls.abort)
+        if alpn is None and self._listener.sniff:
+            self._early = []
+            timeout = self._listener.broker.limits.connect_timeout_secs
+            self._timer = asyncio.get_running_loop().call_later(timeout, transport.abort)
             return
-        self._tls = tls
-        self._attach(self.choose(alpn, None))
+        self._attach(self._listener.choose(alpn, None))
 
     def _attach(self, inner: asyncio.Protocol) -> None:
-        if self._sniff_timer is not None:
-            self._sniff_timer.cancel()
-            self._sniff_timer = None
-        self._inner = inner
-        self._tls.set_protocol(inner)
-        inner.connection_made(self._tls)
-        early, self._early = self._early, []
-        for data in early:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        transport, self._transport = self._transport, None
+        transport.set_protocol(inner)
+        inner.connection_made(transport)
+        early, self._early = self._early, None
+        for data in early or ():
             inner.data_received(data)
 
     def data_received(self, data: bytes) -> None:
-        if self._inner is not None:
-            self._inner.data_received(data)
-            return
-        self._early.append(data)
-        if self._tls is not None and self.sniff:  # handshake done, no ALPN: the first byte decides
-            self._attach(self.choose(None, data[0]))
+        if self._early is not None and self._transport is not None:  # no ALPN: the first byte decides
+            self._early.append(data)
+            self._attach(self._listener.choose(None, data[0]))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._sniff_timer is not None:
-            self._sniff_timer.cancel()
-            self._sniff_timer = None
-        if self._inner is not None:
-            self._inner.connection_lost(exc)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport = None
+
+    def handshake_failed(self) -> None:
+        """Count (once) a connection whose TLS handshake never completed."""
+        if self._state == _PENDING:
+            self._state = _FAILED
+            listener = self._listener
+            listener.broker.metrics["tls_failures"] += 1
+            log.info("event=tls_failed listener=%s", listener.name)
+
+    def __del__(self) -> None:  # may run in any thread (garbage collection): touch no loop objects here
+        self.handshake_failed()
+
+
+_PENDING, _MADE, _FAILED = 0, 1, 2
+
+
+def _handshake_overdue(ref: weakref.ref[TlsDispatch]) -> None:
+    dispatch = ref()
+    if dispatch is not None:
+        dispatch._timer = None
+        dispatch.handshake_failed()
 
 
 @dataclass
@@ -219,13 +212,17 @@ async def _start_tls_listeners(service: MqttService, config: Config, registry: R
     loop = asyncio.get_running_loop()
     make_context: SslContextFactory = factory or (lambda alpn: gateway_server_context(registry, alpn))
     mqtt_ctx, https_ctx = await asyncio.to_thread(lambda: (make_context(MQTT_ALPN), make_context(HTTPS_ALPN)))
+    for context in (mqtt_ctx, https_ctx):
+        context.num_tickets = limits.tls_session_tickets
     cert_auth: Authenticator = CertificateAuthenticator(registry, authorizer)
 
     def mqtt_protocol(_alpn: str | None, _first: int | None) -> asyncio.Protocol:
         return MqttConnection(broker, cert_auth, "mqtts")
 
-    server = await loop.create_server(lambda: TlsAcceptor(broker, mqtt_ctx, mqtt_protocol, "mqtts"), limits.host,
-                                      limits.port)
+    tls_options: dict[str, Any] = {"ssl_handshake_timeout": limits.tls_handshake_timeout_secs,
+                                   "backlog": LISTEN_BACKLOG}
+    server = await loop.create_server(TlsListener(broker, mqtt_protocol, "mqtts"), limits.host, limits.port,
+                                      ssl=mqtt_ctx, **tls_options)
     service.servers.append(server)
     service.ports["mqtts"] = server.sockets[0].getsockname()[1]
 
@@ -238,8 +235,8 @@ async def _start_tls_listeners(service: MqttService, config: Config, registry: R
             return MqttConnection(broker, cert_auth, "https-mqtt")
         return web.protocol()
 
-    server = await loop.create_server(lambda: TlsAcceptor(broker, https_ctx, https_protocol, "https", sniff=True),
-                                      limits.host, limits.https_port)
+    server = await loop.create_server(TlsListener(broker, https_protocol, "https", sniff=True), limits.host,
+                                      limits.https_port, ssl=https_ctx, **tls_options)
     service.servers.append(server)
     service.ports["https"] = server.sockets[0].getsockname()[1]
 
@@ -257,8 +254,7 @@ async def _watch_registry(broker: Broker, registry: Registry, interval: float = 
             if current == seen:
                 continue
             seen = current
-            connections = list(broker.connections)
-            problems = await asyncio.to_thread(lambda: [(c, c.identity_problem()) for c in connections])
+            problems = await asyncio.to_thread(_identity_problems, list(broker.connections))
         except Exception:
             log.exception("event=registry_poll_failed")
             continue
@@ -267,4 +263,8 @@ async def _watch_registry(broker: Broker, registry: Registry, interval: float = 
                 conn.revoke(problem)
 
 
-__all__ = ["MqttService", "start_mqtt", "tls_failure_reason"]
+def _identity_problems(connections: list[MqttConnection]) -> list[tuple[MqttConnection, str | None]]:
+    return [(conn, conn.identity_problem()) for conn in connections]
+
+
+__all__ = ["MqttService", "TlsDispatch", "TlsListener", "start_mqtt"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -462,8 +463,11 @@ def _conditional_put(conn: Any, v: ObjectVersion, if_none_match: str | None,
     return index.put_version(conn, v)
 
 
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def _is_hex_sha256(value: str | None) -> bool:
-    return value is not None and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+    return value is not None and _HEX_SHA256.fullmatch(value) is not None
 
 
 def _with_sha256(algorithms: list[str], content_sha256: str | None) -> list[str]:

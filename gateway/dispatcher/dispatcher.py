@@ -1,0 +1,520 @@
+"""The rule dispatcher: a broker hook that journals routed messages and per-rule lanes that run actions.
+
+- ``on_publish`` (the broker hook) routes a message through the RuleIndex. QoS >= 1 matches are appended
+  to the journal and the returned awaitable (which the broker awaits before PUBACK/PUBREC) makes them
+  durable; QoS 0 matches skip the journal (best effort, counted).
+- Every rule has a lane: a FIFO of messages and one worker. A worker takes up to ``batch_size`` messages,
+  evaluates the rule on each, and ships the actions grouped by target (Kinesis PutRecords, Firehose
+  PutRecordBatch, SQS SendMessageBatch, S3 and republish in order per key/topic), retrying throttling and
+  transient errors with exponential backoff and jitter. An action that still fails, or fails permanently,
+  goes to the rule's errorAction (one document per message with every failure); without one, or if the
+  errorAction fails too, the message goes to the dead-letter file. Nothing blocks a lane for longer than
+  the bounded retries.
+- A message is finished when every rule it matched is done with it; the contiguous finished prefix is the
+  watermark written to the journal checkpoint, which lets fully dispatched segments be deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.dispatcher.errors import ActionError
+from gateway.dispatcher.journal import Journal, SegmentWriter
+from gateway.dispatcher.metrics import DispatchMetrics
+from gateway.dispatcher.record import JournalRecord, MqttProperties
+from gateway.dispatcher.retry import Backoff, classify
+from gateway.dispatcher.targets import FIREHOSE_BATCH, KINESIS_BATCH, SQS_BATCH, ActionTarget, ItemResults
+from gateway.dispatcher.watermark import Watermark
+from gateway.storage.durable import GroupSync
+from rules import ActionInvocation, MessageContext, RuleIndex, TopicRule, evaluate_rule, render_error_action
+
+log = logging.getLogger("edgeloop.dispatcher")
+
+TargetResolver = Callable[[str | None], ActionTarget]
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """One routed message on its way through the lanes of the rules it matched."""
+
+    record: JournalRecord
+    journaled: bool
+    remaining: int
+    ctx: MessageContext | None = None
+
+    def context(self, account_id: str) -> MessageContext:
+        if self.ctx is None:
+            self.ctx = self.record.context(account_id)
+        return self.ctx
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One action invocation for one message."""
+
+    pending: Pending
+    inv: ActionInvocation
+    label: str
+    error: str | None = None
+
+    def fail(self, message: str) -> None:
+        if self.error is None:
+            self.error = message
+
+
+@dataclass(eq=False)
+class Lane:
+    """A rule's FIFO of messages and its worker."""
+
+    name: str
+    capacity: int
+    queue: deque[Pending] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.room.set()
+
+    @property
+    def full(self) -> bool:
+        return len(self.queue) >= self.capacity
+
+    def push(self, p: Pending) -> None:
+        self.queue.append(p)
+        self.wake.set()
+        if self.full:
+            self.room.clear()
+
+    def take(self, n: int) -> list[Pending]:
+        q = self.queue
+        batch = [q.popleft() for _ in range(min(n, len(q)))]
+        if not self.full:
+            self.room.set()
+        return batch
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    account_id: str = "000000000000"
+    batch_size: int = 500
+    max_pending_per_rule: int = 100000
+    checkpoint_interval: float = 0.1
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class Dispatcher:
+    """The broker hook plus the lanes. Create, `start(recovered)`, add as a broker hook, `stop()`."""
+
+    def __init__(self, journal: Journal, index: RuleIndex, sync: GroupSync, targets: TargetResolver,
+                 settings: DispatchSettings | None = None) -> None:
+        self.journal = journal
+        self.index = index
+        self.sync = sync
+        self.targets = targets
+        self.settings = settings or DispatchSettings()
+        self.metrics = DispatchMetrics()
+        self.watermark = Watermark(journal.checkpointed)
+        self.lanes: dict[str, Lane] = {}
+        self.outstanding = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._moved = asyncio.Event()
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._running = False
+        self._ack: asyncio.Future[None] | None = None  # shared by the messages of one fsync batch
+        self._ack_writers: set[SegmentWriter] = set()
+        self._ack_lanes: set[Lane] = set()
+        self._ack_tasks: set[asyncio.Task[None]] = set()
+        self._interval_armed: set[SegmentWriter] = set()
+        self._trace_prefix = uuid.uuid4().hex[:20]
+        self._trace_counter = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, recovered: Sequence[JournalRecord] = ()) -> None:
+        """Start the checkpointer and queue the journal's undispatched records, in journal order."""
+        self._running = True
+        self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoint_forever())
+        for record in recovered:
+            self.watermark.add(record.seq)
+            self._enqueue(Pending(record, True, len(record.rules)), [self._lane(n) for n in record.rules])
+        if recovered:
+            log.info("event=journal_replay messages=%d from_seq=%d", len(recovered), recovered[0].seq)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until every queued message is finished; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Finish what is queued (bounded), stop the workers, write the last checkpoint."""
+        if not await self.drain(drain_timeout):
+            log.warning("event=dispatcher_stop_undrained messages=%d (redelivered after restart)", self.outstanding)
+        self._running = False
+        if self._ack_tasks:  # acknowledgements still waiting for their fsync (or for room in a full lane)
+            await asyncio.wait(list(self._ack_tasks), timeout=max(drain_timeout, 1.0))
+        tasks = [t for t in (*(lane.task for lane in self.lanes.values()), self._checkpointer) if t is not None]
+        tasks += list(self._ack_tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.watermark.value > self.journal.checkpointed:
+            await asyncio.to_thread(self.journal.write_checkpoint, self.watermark.value)
+
+    # -- the broker hook -----------------------------------------------------------------------
+
+    def on_publish(self, message: Any) -> Awaitable[None] | None:
+        """Route one accepted message; for QoS >= 1 return what makes its journal record durable."""
+        rules, topic = self.index.route(message.topic)
+        if not rules or not self._running:
+            return None
+        names = tuple(rule.name for rule in rules)
+        lanes = [self._lane(n) for n in names]
+        for n in names:
+            self.metrics.count(n, "matched")
+        record = JournalRecord(0, int(message.received_at * 1000), message.qos, topic, message.payload, names,
+                               message.client_id, _principal_id(message.principal), self._trace_id(),
+                               _properties(message.properties))
+        if message.qos == 0:
+            if any(lane.full for lane in lanes):
+                for n in names:
+                    self.metrics.count(n, "qos0_dropped")
+                dropped = self.metrics.totals["qos0_dropped"]
+                if dropped == 1 or dropped % 1000 == 0:  # counted always, logged sparingly
+                    log.warning("event=qos0_dropped topic=%s rules=%s reason=lane_full total=%d", message.topic,
+                                ",".join(names), dropped)
+                return None
+            self.metrics.totals["qos0_dispatched"] += 1
+            self._enqueue(Pending(record, False, len(names)), lanes)
+            return None
+        record.seq = self.journal.allocate()
+        writer = self.journal.append(record)
+        self.metrics.totals["journaled"] += 1
+        self.watermark.add(record.seq)
+        self._enqueue(Pending(record, True, len(names)), lanes)
+        if self.sync.policy != "always" and not any(lane.full for lane in lanes):
+            writer.flush()  # in the kernel before the ack survives kill -9; fsync is the policy's business
+            if self.sync.policy == "interval" and writer not in self._interval_armed:
+                self._interval_armed.add(writer)
+                self._spawn(self._arm_interval(writer))
+            return None  # the broker acknowledges at once: far cheaper than awaiting anything
+        return self._ack_future(writer, lanes)
+
+    def _trace_id(self) -> str:
+        """A UUID-shaped id, unique per message (random per process, then a counter): cheaper than uuid4."""
+        self._trace_counter += 1
+        p = self._trace_prefix
+        return f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-{self._trace_counter:012x}"
+
+    def _ack_future(self, writer: SegmentWriter, lanes: list[Lane]) -> asyncio.Future[None]:
+        """One future for every message appended before the next fsync batch starts: awaiting a shared
+        future costs the broker far less than a coroutine per message."""
+        self._ack_writers.add(writer)
+        self._ack_lanes.update(lanes)
+        if self._ack is None:
+            loop = asyncio.get_running_loop()
+            self._ack = loop.create_future()
+            self._spawn(self._make_durable(self._ack))
+        return self._ack
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._ack_tasks.add(task)
+        task.add_done_callback(self._ack_tasks.discard)
+
+    async def _arm_interval(self, writer: SegmentWriter) -> None:
+        """"interval" policy: hand the segment to GroupSync's periodic fsync (it returns at once)."""
+        try:
+            await self.sync.sync(writer)
+        finally:
+            self._interval_armed.discard(writer)
+
+    async def _make_durable(self, fut: asyncio.Future[None]) -> None:
+        writers, lanes = self._ack_writers, self._ack_lanes
+        self._ack, self._ack_writers, self._ack_lanes = None, set(), set()  # later appends: the next batch
+        try:
+            for writer in writers:
+                await self.sync.sync(writer)
+            for lane in lanes:  # backpressure: the acknowledgement waits while a rule is far behind
+                if lane.full:
+                    await lane.room.wait()
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except Exception as exc:  # the broker sees it through the future: negative ack / disconnect
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        if not fut.done():
+            fut.set_result(None)
+
+    # -- lanes ---------------------------------------------------------------------------------
+
+    def _lane(self, name: str) -> Lane:
+        lane = self.lanes.get(name)
+        if lane is None:
+            lane = self.lanes[name] = Lane(name, self.settings.max_pending_per_rule)
+            lane.task = asyncio.get_running_loop().create_task(self._run_lane(lane), name=f"rule-lane-{name}")
+        return lane
+
+    def _enqueue(self, p: Pending, lanes: list[Lane]) -> None:
+        self.outstanding += 1
+        self._idle.clear()
+        for lane in lanes:
+            lane.push(p)
+
+    def _finish(self, p: Pending) -> None:
+        p.remaining -= 1
+        if p.remaining > 0:
+            return
+        self.outstanding -= 1
+        if self.outstanding == 0:
+            self._idle.set()
+        if p.journaled and self.watermark.done(p.record.seq):
+            self._moved.set()
+
+    async def _run_lane(self, lane: Lane) -> None:
+        while True:
+            if not lane.queue:
+                lane.wake.clear()
+                await lane.wake.wait()
+                continue
+            batch = lane.take(self.settings.batch_size)
+            rule = self.index.get(lane.name)
+            try:
+                if rule is None or rule.disabled:
+                    self.metrics.count(lane.name, "skipped", len(batch))
+                else:
+                    await self._dispatch(rule, batch)
+            except Exception as exc:  # a bug must not stall the lane or lose the messages
+                log.exception("event=dispatch_error rule=%s", lane.name)
+                await self._dead_letter_all(lane.name, batch, f"internal error: {exc!r}")
+            for p in batch:
+                self._finish(p)
+
+    # -- one batch of one rule -------------------------------------------------------------------
+
+    async def _dispatch(self, rule: TopicRule, batch: list[Pending]) -> None:
+        account = self.settings.account_id
+        groups: dict[tuple[Any, ...], list[Job]] = {}
+        per_message: list[tuple[Pending, list[Job]]] = []
+        for p in batch:
+            invocations = evaluate_rule(rule, p.context(account))
+            if not invocations:
+                self.metrics.count(rule.name, "filtered")
+                continue
+            jobs = []
+            for i, inv in enumerate(invocations):
+                job = Job(p, inv, f"{inv.kind}#{i}")
+                jobs.append(job)
+                if inv.error is not None:
+                    job.fail(inv.error)
+                    continue
+                groups.setdefault(_group_key(inv), []).append(job)
+            per_message.append((p, jobs))
+        await asyncio.gather(*(self._ship(rule.name, jobs) for jobs in groups.values()))
+        followups = []
+        for p, jobs in per_message:
+            for job in jobs:
+                self.metrics.count_action(rule.name, job.label, "failed" if job.error else "dispatched")
+            failed = [job for job in jobs if job.error is not None]
+            if failed:
+                followups.append(self._error_action(rule, p, failed))
+        if followups:
+            await asyncio.gather(*followups)
+
+    async def _ship(self, rule: str, jobs: list[Job]) -> None:
+        """Send one group (same kind, target and resource) in order, batching where the API allows."""
+        inv = jobs[0].inv
+        target = self._target(inv, jobs)
+        if target is None:
+            return
+        kind = inv.kind
+        if kind == "kinesis":
+            stream = inv.params["streamName"]
+            units = [(job, (job.inv.params["data"], job.inv.params["partitionKey"])) for job in jobs]
+            await self._send_batched(rule, units, KINESIS_BATCH,
+                                     lambda items: target.kinesis_put_records(stream, items),
+                                     lambda item: len(item[0]) + len(item[1]))
+        elif kind == "firehose":
+            stream = inv.params["deliveryStreamName"]
+            units = [(job, record) for job in jobs for record in job.inv.params["records"]]
+            await self._send_batched(rule, units, FIREHOSE_BATCH,
+                                     lambda items: target.firehose_put_records(stream, items), len)
+        elif kind == "sqs":
+            url = inv.params["queueUrl"]
+            units = [(job, job.inv.params["messageBody"]) for job in jobs]
+            await self._send_batched(rule, units, SQS_BATCH, lambda items: target.sqs_send_messages(url, items),
+                                     lambda body: len(body.encode("utf-8")))
+        else:
+            for job in jobs:
+                await self._send_one(rule, job, target)
+
+    def _target(self, inv: ActionInvocation, jobs: list[Job]) -> ActionTarget | None:
+        try:
+            return self.targets(inv.endpoint_url)
+        except ActionError as exc:
+            for job in jobs:
+                job.fail(str(exc))
+            return None
+
+    async def _send_one(self, rule: str, job: Job, target: ActionTarget) -> None:
+        params = job.inv.params
+
+        async def call(_items: list[Any]) -> ItemResults:
+            if job.inv.kind == "s3":
+                await target.s3_put_object(params["bucketName"], params["key"], params["body"])
+            else:
+                await target.republish(params["topic"], params["qos"], job.inv.payload, params["properties"])
+            return [None]
+
+        await self._deliver(rule, [(job, None)], call)
+
+    async def _send_batched(self, rule: str, units: list[tuple[Job, Any]], limits: tuple[int, int],
+                            call: Callable[[list[Any]], Awaitable[ItemResults]], size: Callable[[Any], int]) -> None:
+        max_count, max_bytes = limits
+        chunk: list[tuple[Job, Any]] = []
+        total = 0
+        for unit in units:
+            n = size(unit[1])
+            if chunk and (len(chunk) >= max_count or total + n > max_bytes):
+                await self._deliver(rule, chunk, call)
+                chunk, total = [], 0
+            chunk.append(unit)
+            total += n
+        if chunk:
+            await self._deliver(rule, chunk, call)
+
+    async def _deliver(self, rule: str, units: list[tuple[Job, Any]],
+                       call: Callable[[list[Any]], Awaitable[ItemResults]]) -> None:
+        """Send units; retry the ones refused with a retryable error, with backoff, up to max_attempts."""
+        backoff = self.settings.backoff
+        pending = units
+        attempt = 0
+        while pending:
+            try:
+                results: ItemResults = await call([item for _, item in pending])
+                if len(results) != len(pending):
+                    raise ActionError(f"the service answered {len(results)} results for {len(pending)} items",
+                                      "InternalError", True)
+            except Exception as exc:
+                err = classify(exc)
+                results = [err] * len(pending)
+            again: list[tuple[Job, Any]] = []
+            for unit, result in zip(pending, results, strict=True):
+                if result is None:
+                    continue
+                if result.retryable and attempt + 1 < backoff.max_attempts:
+                    again.append(unit)
+                else:
+                    unit[0].fail(str(result))
+            if again:
+                for job, _ in again:
+                    self.metrics.count_action(rule, job.label, "retried")
+                log.info("event=action_retry rule=%s kind=%s items=%d attempt=%d", rule, again[0][0].inv.kind,
+                         len(again), attempt + 1)
+                await asyncio.sleep(backoff.delay(attempt))
+                attempt += 1
+            pending = again
+
+    # -- failures --------------------------------------------------------------------------------
+
+    async def _error_action(self, rule: TopicRule, p: Pending, failed: list[Job]) -> None:
+        ctx = p.context(self.settings.account_id)
+        failures = [job.inv.failure(job.error) for job in failed]
+        for job in failed:
+            log.warning("event=action_failed rule=%s action=%s resource=%s error=%s", rule.name, job.label,
+                        job.inv.resource, job.error)
+        inv = render_error_action(rule, ctx, failures)
+        if inv is None:
+            await self._dead_letter(rule.name, p, [f.to_json() for f in failures], "the rule has no errorAction")
+            return
+        self.metrics.count(rule.name, "error_actions")
+        job = Job(p, inv, "errorAction")
+        if inv.error is not None:
+            job.fail(inv.error)
+        else:
+            await self._ship(rule.name, [job])
+        self.metrics.count_action(rule.name, job.label, "failed" if job.error else "dispatched")
+        if job.error is not None:
+            self.metrics.count(rule.name, "error_action_failed")
+            await self._dead_letter(rule.name, p, [f.to_json() for f in failures],
+                                    f"the errorAction failed too: {job.error}")
+
+    async def _dead_letter(self, rule: str, p: Pending, failures: list[dict[str, str]], reason: str) -> None:
+        r = p.record
+        entry = {"ruleName": rule, "seq": r.seq if p.journaled else None, "topic": r.topic, "clientId": r.client_id,
+                 "timestamp": r.timestamp_ms, "traceId": r.trace_id, "reason": reason, "failures": failures,
+                 "base64OriginalPayload": base64.b64encode(r.payload).decode("ascii")}
+        self.metrics.count(rule, "dead_lettered")
+        log.error("event=dead_letter rule=%s topic=%s reason=%s", rule, r.topic, reason)
+        try:
+            await asyncio.to_thread(self.journal.dead_letter, entry)
+        except OSError as exc:
+            log.error("event=dead_letter_write_failed rule=%s error=%s entry=%s", rule, exc, entry)
+
+    async def _dead_letter_all(self, rule: str, batch: list[Pending], reason: str) -> None:
+        for p in batch:
+            await self._dead_letter(rule, p, [], reason)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    async def _checkpoint_forever(self) -> None:
+        interval = self.settings.checkpoint_interval
+        while True:
+            await self._moved.wait()
+            self._moved.clear()
+            seq = self.watermark.value
+            if seq > self.journal.checkpointed:
+                try:
+                    await asyncio.to_thread(self.journal.write_checkpoint, seq)
+                except OSError as exc:
+                    log.warning("event=checkpoint_failed seq=%d error=%s", seq, exc)
+                    self._moved.set()
+            await asyncio.sleep(interval)  # rate limit: at most one checkpoint write per interval
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters plus queue state (what `metrics` exposes)."""
+        return {**self.metrics.to_dict(), "outstanding": self.outstanding, "watermark": self.watermark.value,
+                "checkpointed": self.journal.checkpointed,
+                "queued": {name: len(lane.queue) for name, lane in sorted(self.lanes.items())},
+                **self.journal.metrics}
+
+
+def _group_key(inv: ActionInvocation) -> tuple[Any, ...]:
+    """Invocations with the same key go out in order, batched; different keys go out concurrently."""
+    p = inv.params
+    if inv.kind == "s3":
+        return ("s3", inv.endpoint_url, p["bucketName"], p["key"])
+    return (inv.kind, inv.endpoint_url, inv.resource)
+
+
+def _principal_id(principal: Any) -> str | None:
+    if principal is None:
+        return None
+    cert = getattr(principal, "certificate_id", None)
+    return cert if isinstance(cert, str) else None
+
+
+def _properties(props: Any) -> MqttProperties:
+    if props is None:
+        return MqttProperties()
+    return MqttProperties(
+        tuple(props.user_properties or ()), props.content_type, props.payload_format_indicator,
+        props.response_topic, props.correlation_data, props.message_expiry_interval,
+    )

@@ -1,0 +1,2 @@
+"""Fleet provisioning by claim: provisioning templates and the `$aws/certificates/...` and
+`$aws/provisioning-templates/...` MQTT APIs."""
