@@ -7,7 +7,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from gateway.mqtt.packets import Properties, Puback, Publish
+import pytest
+
+from gateway.mqtt.packets import Properties, Puback, Pubcomp, Publish, Pubrec, Pubrel
 from tests.mqtt_helpers import TIMEOUT, RawClient, running_broker
 
 
@@ -43,26 +45,35 @@ def test_qos0_past_the_buffer_is_dropped_for_a_stalled_subscriber(home: Path) ->
         slow.close()
 
 
-def test_slow_qos1_subscriber_queue_is_bounded_and_drops_are_counted(home: Path) -> None:
+@pytest.mark.parametrize("qos", [1, 2])
+def test_slow_subscriber_queue_is_bounded_and_drops_are_counted(home: Path, qos: int) -> None:
     with running_broker(home, max_inflight=2, max_queued_messages=3) as bt:
         slow = RawClient(bt.port, "slow")
-        assert slow.subscribe("q", 1) == [1]
+        assert slow.subscribe("q", qos) == [qos]
 
-        async def publish_all() -> None:
-            for i in range(10):
-                await bt.broker.publish("q", str(i), 1)
+        async def publish(payloads: list[bytes]) -> None:
+            for payload in payloads:
+                await bt.broker.publish("q", payload, qos)
 
-        bt.call(publish_all())
+        bt.call(publish([str(i).encode() for i in range(10)]))
         assert bt.run(lambda: bt.broker.metrics["publish_dropped_queue_full"]) == 5  # 2 in flight + 3 queued kept
-        received: list[bytes] = []
-        while len(received) < 5:
-            packet = slow.recv()
-            assert isinstance(packet, Publish) and packet.qos == 1
-            received.append(packet.payload)
-            slow.send(Puback(packet.packet_id))
-        assert received == [b"0", b"1", b"2", b"3", b"4"]
-        bt.call(bt.broker.publish("q", b"later", 1))  # the window and the queue are free again
-        assert slow.recv().payload == b"later"
+        assert _acknowledge(slow, 5) == [b"0", b"1", b"2", b"3", b"4"]
+        bt.call(publish([b"later"]))  # the window and the queue are free again
+        assert _acknowledge(slow, 1) == [b"later"]
+
+
+def _acknowledge(client: RawClient, count: int) -> list[bytes]:
+    """Receive `count` QoS 1/2 deliveries, completing each handshake (PUBACK, or PUBREC / PUBREL / PUBCOMP)."""
+    received: list[bytes] = []
+    while len(received) < count:
+        packet = client.recv()
+        if isinstance(packet, Pubrel):
+            client.send(Pubcomp(packet.packet_id))
+            continue
+        assert isinstance(packet, Publish) and packet.qos in (1, 2), packet
+        received.append(packet.payload)
+        client.send(Puback(packet.packet_id) if packet.qos == 1 else Pubrec(packet.packet_id))
+    return received
 
 
 class StallingHook:

@@ -54,9 +54,9 @@ class Delivery:
     seq: int | None = None  # row in the store when the session is persistent
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Session:
-    """The server side of one client identifier."""
+    """The server side of one client identifier (slotted: one per device, ten thousand of them and more)."""
 
     client_id: str
     protocol: int = 4
