@@ -5,6 +5,9 @@ handlers, measured from outside: the API runs in a subprocess (``gateway.awsapi.
 unmodified boto3 clients in other processes load it. Server CPU per request is the server process's utime+stime
 (``/proc/<pid>/stat``) divided by the requests it answered, so client CPU is not charged to the server.
 
+The client's own CPU per request (one boto3 client in one thread, after the load test) is printed next to it:
+when clients and server share the machine's cores, the sum of the two bounds the rate.
+
     python bench/awsapi.py                          # every test, 5 s each
     python bench/awsapi.py --tests s3-put --profile /tmp/api.prof   # cProfile the server too
 """
@@ -19,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,10 +171,20 @@ class Result:
     rate: float  # requests per second
     user_us: float  # server user CPU per request
     system_us: float  # server kernel CPU per request
+    client_us: float  # CPU of one boto3 client per request
 
     @property
     def cpu_us(self) -> float:
         return self.user_us + self.system_us
+
+
+def client_cpu_us(step: Step, calls: int) -> float:
+    """CPU of this process per request while one boto3 client makes `calls` steps (after a short warm-up)."""
+    for _ in range(10):
+        step()
+    started = time.process_time()
+    requests = sum(step() for _ in range(calls))
+    return (time.process_time() - started) / max(requests, 1) * 1e6
 
 
 def run(tests: list[Test], args: argparse.Namespace) -> list[Result]:
@@ -186,7 +200,8 @@ def run(tests: list[Test], args: argparse.Namespace) -> list[Result]:
                                              args.seconds)
                 user_after, system_after = cpu_split(server.pid)
                 per = 1e6 / max(requests, 1)
-                result = Result(test, requests / elapsed, (user_after - user) * per, (system_after - system) * per)
+                result = Result(test, requests / elapsed, (user_after - user) * per, (system_after - system) * per,
+                                client_cpu_us(test.make_step(server.endpoint), args.client_calls))
                 progress(f"{test.name}: {result.rate:,.0f} requests/s, server CPU {result.cpu_us:.0f} µs/request")
                 out.append(result)
         if profile is not None:
@@ -200,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per test")
     parser.add_argument("--processes", type=int, default=4, help="client processes")
     parser.add_argument("--threads", type=int, default=4, help="boto3 threads per client process")
+    parser.add_argument("--client-calls", type=int, default=300, help="calls timed for the client CPU column")
     parser.add_argument("--profile", type=Path, help="cProfile the server; stats go to PROFILE.<services>.prof")
     parser.add_argument("--profile-rows", type=int, default=40, help="functions to print from each profile")
     args = parser.parse_args(argv)
@@ -207,10 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown tests {', '.join(unknown)} (known: {', '.join(TESTS)})")
     results = run([TESTS[n] for n in args.tests.split(",")], args)
-    print(f"{'test':<20} {'what':<36} {'requests/s':>11} {'server CPU µs/request':>22} {'(user + sys)':>14}")
+    print(f"{'test':<20} {'what':<36} {'requests/s':>11} {'server CPU µs/request':>22} {'(user + sys)':>14} "
+          f"{'client CPU µs/request':>22}")
     for r in results:
         print(f"{r.test.name:<20} {r.test.what:<36} {r.rate:>11,.0f} {r.cpu_us:>22.0f} "
-              f"{f'{r.user_us:.0f} + {r.system_us:.0f}':>14}")
+              f"{f'{r.user_us:.0f} + {r.system_us:.0f}':>14} {r.client_us:>22.0f}")
     print(f"clients: {args.processes} processes × {args.threads} threads of boto3; server fsync always; "
           f"load average {os.getloadavg()[0]:.1f}")
     return 0

@@ -6,19 +6,23 @@ Raw-socket MQTT 3.1.1 publishers in separate processes keep `--window` QoS 1 mes
 each payload carries its send time (ns). A reader task on the gateway's loop reads every shard through
 the Kinesis engine (GetRecords every ~5 ms) and computes latency = time the record became readable -
 time it was published. Throughput counts records read from Kinesis over the measured window (after a
-warm-up); acks/s counts PUBACKs at the publishers. CPU is this process's utime+stime.
+warm-up); acks/s counts PUBACKs at the publishers. CPU is this process's utime+stime. The garbage
+collector's share is reported too (collections and the longest full collection during the measured window):
+a full collection pauses the loop for tens of milliseconds once the heap is large.
 
     python bench/rules_e2e.py                          # journal fsync "always", 4 publishers, 10 s
     python bench/rules_e2e.py --fsync never --seconds 5
     python bench/rules_e2e.py --no-rule                # the broker alone (QoS 1 acks), for comparison
     python bench/rules_e2e.py --no-rule --null-hook    # the broker plus a hook whose awaitable is already done
     python bench/rules_e2e.py --dispatcher-only        # no MQTT: on_publish -> journal -> rule -> Kinesis
+    python bench/rules_e2e.py --gc-freeze              # what-if: gc.freeze() once the gateway has started
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing as mp
 import os
 import resource
@@ -124,6 +128,43 @@ class Reader:
             await asyncio.sleep(0.005)
 
 
+class GcWatch:
+    """Time spent in garbage collections while `measuring` is on: per generation, and the longest pause."""
+
+    def __init__(self) -> None:
+        self.measuring = False
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self.longest = 0.0
+        self._start = 0.0
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif self.measuring:
+            took = time.perf_counter() - self._start
+            generation = info["generation"]
+            self.count[generation] += 1
+            self.seconds[generation] += took
+            self.longest = max(self.longest, took)
+
+    def figures(self, messages: int) -> dict[str, float]:
+        return {"gc_us_per_msg": sum(self.seconds) / max(1, messages) * 1e6, "gc_full_collections": self.count[2],
+                "gc_longest_pause_ms": self.longest * 1e3}
+
+
+def _after_start(args: argparse.Namespace) -> None:
+    if args.gc_freeze:  # what a long-running gateway could do once start-up allocations are done
+        gc.freeze()
+
+
 class NullHook:
     """A hook that makes the broker take its "await the hook before PUBACK" path at no cost of its own."""
 
@@ -150,22 +191,26 @@ async def dispatcher_only(args: argparse.Namespace, home: Path) -> dict[str, flo
         "roleArn": "arn:aws:iam::000000000000:role/bench", "streamName": STREAM, "partitionKey": "${topic(2)}"}}]})
     gateway = Gateway(config)
     await gateway.start()
+    _after_start(args)
     try:
         await gateway.services["kinesis"].engine.create_stream(STREAM, args.shards)
         assert gateway.rules is not None
         dispatcher = gateway.rules.dispatcher
         payload = PAYLOAD_TEMPLATE.replace(b"0000000000000000000", b"%019d" % time.time_ns())
         total = int(args.seconds * 5000)
-        cpu0, t0 = _cpu(), time.monotonic()
-        for _ in range(0, total, 200):
-            waits = [dispatcher.on_publish(Message("bench/d1/data", payload, 1, client_id="c")) for _ in range(200)]
-            await asyncio.gather(*(w for w in waits if w is not None))
-        await dispatcher.drain(600)
-        elapsed, cpu = time.monotonic() - t0, _cpu() - cpu0
+        with GcWatch() as watch:
+            watch.measuring = True
+            cpu0, t0 = _cpu(), time.monotonic()
+            for _ in range(0, total, 200):
+                waits = [dispatcher.on_publish(Message("bench/d1/data", payload, 1, client_id="c"))
+                         for _ in range(200)]
+                await asyncio.gather(*(w for w in waits if w is not None))
+            await dispatcher.drain(600)
+            elapsed, cpu = time.monotonic() - t0, _cpu() - cpu0
         return {"acks_per_s": total / elapsed, "records_per_s": total / elapsed, "p50_ms": float("nan"),
                 "p99_ms": float("nan"), "max_ms": float("nan"), "cpu_us_per_msg": cpu / total * 1e6,
                 "cpu_share": cpu / elapsed, "journal_fsync_batches": float(gateway.sync.batches),
-                "retried": float(gateway.rules.metrics()["retried"])}
+                "retried": float(gateway.rules.metrics()["retried"]), **watch.figures(total)}
     finally:
         await gateway.stop()
 
@@ -188,6 +233,7 @@ async def run(args: argparse.Namespace, home: Path, port_box: Any, go: Event, st
             "roleArn": "arn:aws:iam::000000000000:role/bench", "streamName": STREAM, "partitionKey": "${topic(2)}"}}]})
     gateway = Gateway(config)
     await gateway.start()
+    _after_start(args)
     if args.null_hook:
         assert gateway.mqtt is not None
         gateway.mqtt.broker.add_hook(NullHook())
@@ -202,15 +248,16 @@ async def run(args: argparse.Namespace, home: Path, port_box: Any, go: Event, st
         await asyncio.sleep(0.5)
         go.set()
         await asyncio.sleep(args.warmup)
-        acks0 = sum(a.value for a in acks)
-        cpu0 = _cpu()
-        reader.measuring = True
-        t0 = time.monotonic()
-        await asyncio.sleep(args.seconds)
-        elapsed = time.monotonic() - t0
-        reader.measuring = False
-        acks1 = sum(a.value for a in acks)
-        cpu1 = _cpu()
+        with GcWatch() as watch:
+            acks0 = sum(a.value for a in acks)
+            cpu0 = _cpu()
+            reader.measuring = watch.measuring = True
+            t0 = time.monotonic()
+            await asyncio.sleep(args.seconds)
+            elapsed = time.monotonic() - t0
+            reader.measuring = watch.measuring = False
+            acks1 = sum(a.value for a in acks)
+            cpu1 = _cpu()
         stop_pub.set()
         stop.set()
         await reader_task
@@ -225,6 +272,7 @@ async def run(args: argparse.Namespace, home: Path, port_box: Any, go: Event, st
             "cpu_share": (cpu1 - cpu0) / elapsed,
             "journal_fsync_batches": float(gateway.sync.batches),
             "retried": float(metrics.get("retried", 0)),
+            **watch.figures(acks1 - acks0),
         }
     finally:
         await gateway.stop()
@@ -246,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rule", action="store_true", help="no rule: the broker's QoS 1 path alone")
     parser.add_argument("--null-hook", action="store_true", help="add a hook returning a finished future")
     parser.add_argument("--dispatcher-only", action="store_true", help="no MQTT: call the dispatcher's hook")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="what-if: gc.freeze() after start-up, so full collections skip start-up objects")
     args = parser.parse_args(argv)
 
     ctx = mp.get_context("spawn")
@@ -276,12 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     mode = "broker only (no rule)" if args.no_rule else f"rule -> kinesis, journal fsync={args.fsync}"
     mode += " + null hook" if args.null_hook else ""
     mode = f"dispatcher only (no MQTT), journal fsync={args.fsync}" if args.dispatcher_only else mode
+    mode += ", gc.freeze() after start" if args.gc_freeze else ""
     print(f"rules_e2e: {mode}; {args.publishers} publishers x window {args.window}, {args.shards} shards, "
           f"{args.seconds:.0f} s, uvloop={uv}, cpus={os.cpu_count()}")
     print(f"{'metric':<24}{'value':>12}")
     for key, fmt in (("acks_per_s", "{:,.0f}"), ("records_per_s", "{:,.0f}"), ("p50_ms", "{:.1f}"),
                      ("p99_ms", "{:.1f}"), ("max_ms", "{:.1f}"), ("cpu_us_per_msg", "{:.1f}"),
-                     ("cpu_share", "{:.2f}"), ("journal_fsync_batches", "{:,.0f}"), ("retried", "{:,.0f}")):
+                     ("cpu_share", "{:.2f}"), ("journal_fsync_batches", "{:,.0f}"), ("retried", "{:,.0f}"),
+                     ("gc_us_per_msg", "{:.1f}"), ("gc_full_collections", "{:,.0f}"),
+                     ("gc_longest_pause_ms", "{:.1f}")):
         print(f"{key:<24}{fmt.format(r[key]):>12}")
     return 0
 

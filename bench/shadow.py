@@ -8,8 +8,14 @@ Two scenarios:
   from this process, each publishing `/update` and waiting for its `/update/accepted` (window 1), so the
   latency includes the broker, the durable commit and the response fan-out.
 
+MQTT traffic (``--traffic``): ``sdk`` (the default) is what an awsiotsdk shadow client does: QoS 1 `/update`,
+QoS 1 subscriptions to `update/accepted`, `rejected`, `delta` and `documents`, every delivery acknowledged, so
+each update costs the broker one inbound and three outbound QoS 1 messages. ``minimal`` publishes `/update` at
+QoS 0 and subscribes (QoS 0) to `accepted` and `rejected` only.
+
 Every update reports a value and leaves a desired key unmet, so each one computes and publishes a delta.
-Usage: ``python -m bench.shadow [--devices N] [--seconds S] [--fsync always|interval|never] [--only store|mqtt]``
+Usage: ``python -m bench.shadow [--devices N] [--seconds S] [--fsync always|interval|never] [--only store|mqtt]
+[--traffic sdk|minimal] [--profile FILE]`` (``--profile`` writes cProfile stats of the serving process).
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import multiprocessing as mp
 import os
 import platform
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +50,7 @@ class Result:
     commits: int = 0
     rejected: int = 0
     cpu_seconds: float = 0.0  # CPU time of the process serving the updates (all its threads)
+    responses: int = 0  # response messages the devices received (MQTT)
 
     def row(self, name: str, devices: int) -> dict[str, Any]:
         lat = np.array(self.latencies) * 1000 if self.latencies else np.zeros(1)
@@ -51,6 +60,7 @@ class Result:
             "p50 ms": float(np.percentile(lat, 50)), "p99 ms": float(np.percentile(lat, 99)),
             "rows/commit": self.updates / self.commits if self.commits else float("nan"),
             "cpu us/update": self.cpu_seconds / self.updates * 1e6 if self.updates else float("nan"),
+            "responses/update": self.responses / self.updates if self.updates else 0.0,
             "rejected": self.rejected,
         }
 
@@ -74,6 +84,21 @@ def _config(home: str, fsync: str) -> Any:
     return config
 
 
+@contextlib.contextmanager
+def _profiled(path: str | None) -> Any:
+    """cProfile the block (the event loop thread) into `path`, when given."""
+    if path is None:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
 def _install_uvloop() -> None:
     with contextlib.suppress(ImportError):
         import uvloop
@@ -84,7 +109,7 @@ def _install_uvloop() -> None:
 # -- store level -----------------------------------------------------------------------------------
 
 
-async def _store_scenario(home: str, devices: int, seconds: float, fsync: str) -> Result:
+async def _store_scenario(home: str, devices: int, seconds: float, fsync: str, profile: str | None) -> Result:
     from gateway.shadow.service import ShadowService
     from gateway.shadow.store import ShadowStore
     from gateway.shadow.topics import ShadowKey
@@ -104,26 +129,27 @@ async def _store_scenario(home: str, devices: int, seconds: float, fsync: str) -
             result.latencies.append(time.perf_counter() - started)
             seq += 1
 
-    started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(device(i) for i in range(devices)))
-    result.seconds = time.perf_counter() - started
-    result.cpu_seconds = time.process_time() - cpu
+    with _profiled(profile):
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(device(i) for i in range(devices)))
+        result.seconds = time.perf_counter() - started
+        result.cpu_seconds = time.process_time() - cpu
     result.updates = len(result.latencies)
     result.commits = store.commits
     await service.stop()
     return result
 
 
-def run_store(devices: int, seconds: float, fsync: str) -> Result:
+def run_store(devices: int, seconds: float, fsync: str, profile: str | None = None) -> Result:
     _install_uvloop()
     with tempfile.TemporaryDirectory(prefix="shadow-bench-") as home:
-        return asyncio.run(_store_scenario(home, devices, seconds, fsync))
+        return asyncio.run(_store_scenario(home, devices, seconds, fsync, profile))
 
 
 # -- through MQTT ----------------------------------------------------------------------------------
 
 
-def _gateway_child(home: str, fsync: str, conn: Any) -> None:
+def _gateway_child(home: str, fsync: str, profile: str | None, conn: Any) -> None:
     """Child process: broker (plain dev listener) + shadow service until told to stop."""
     import logging
 
@@ -138,9 +164,10 @@ def _gateway_child(home: str, fsync: str, conn: Any) -> None:
         shadows = await start_shadows(config, mqtt.broker)
         conn.send(mqtt.ports["dev"])
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # the load starts
-        cpu, commits = time.process_time(), shadows.store.commits
-        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # the load ended
-        conn.send((shadows.store.commits - commits, time.process_time() - cpu))
+        with _profiled(profile):
+            cpu, commits = time.process_time(), shadows.store.commits
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # the load ended
+            conn.send((shadows.store.commits - commits, time.process_time() - cpu))
         await shadows.stop()
         await mqtt.stop()
 
@@ -157,34 +184,47 @@ class RawDevice(asyncio.Protocol):
         self.transport: Any = None
         self.acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.response: asyncio.Future[bytes] | None = None
+        self.received: Counter[bytes] = Counter()  # responses by their last topic level
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while len(self.buf) >= 2:
-            length, shift, pos = 0, 0, 1
-            while True:
-                if pos >= len(self.buf):
-                    return
-                byte = self.buf[pos]
+        buf = self.buf
+        buf += data
+        start, acks = 0, bytearray()
+        while len(buf) - start >= 2:
+            length, shift, pos, complete = 0, 0, start + 1, False
+            while pos < len(buf):  # the remaining-length varint
+                byte = buf[pos]
                 length |= (byte & 0x7F) << shift
                 pos += 1
                 if not byte & 0x80:
+                    complete = True
                     break
                 shift += 7
             end = pos + length
-            if len(self.buf) < end:
-                return
-            kind = self.buf[0] >> 4
-            packet = bytes(self.buf[pos:end])
-            del self.buf[:end]
+            if not complete or len(buf) < end:
+                break
+            first = buf[start]
+            kind = first >> 4
             if kind in (2, 9) and not self.acked.done():  # CONNACK, SUBACK
                 self.acked.set_result(None)
-            elif kind == 3 and self.response is not None and not self.response.done():
-                topic_len = int.from_bytes(packet[:2], "big")
-                self.response.set_result(packet[2:2 + topic_len])
+            elif kind == 3:
+                self._on_publish(first, bytes(buf[pos:end]), acks)
+            start = end
+        del buf[:start]
+        if acks:  # one write for every PUBACK of this read, as a client library's I/O loop does
+            self.transport.write(bytes(acks))
+
+    def _on_publish(self, first: int, packet: bytes, acks: bytearray) -> None:
+        topic_len = int.from_bytes(packet[:2], "big")
+        topic = packet[2:2 + topic_len]
+        if first & 0x06:  # QoS 1: acknowledge
+            acks += b"\x40\x02" + packet[2 + topic_len:4 + topic_len]
+        self.received[topic.rsplit(b"/", 1)[-1]] += 1
+        if topic.endswith((b"/accepted", b"/rejected")) and self.response is not None and not self.response.done():
+            self.response.set_result(topic)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.response is not None and not self.response.done():
@@ -196,18 +236,21 @@ class RawDevice(asyncio.Protocol):
         await asyncio.wait_for(self.acked, CONNECT_TIMEOUT)
 
 
-async def _mqtt_load(port: int, devices: int, seconds: float, conn: Any) -> Result:
+SDK_RESPONSES = ("accepted", "rejected", "delta", "documents")
+
+
+async def _mqtt_load(port: int, devices: int, seconds: float, traffic: str, conn: Any) -> Result:
     from gateway.mqtt.codec import encode, encode_publish
     from gateway.mqtt.packets import Connect, Subscribe, Subscription
 
+    qos, responses = (1, SDK_RESPONSES) if traffic == "sdk" else (0, SDK_RESPONSES[:2])
     loop = asyncio.get_running_loop()
     clients: list[RawDevice] = []
     for i in range(devices):
         _, proto = await loop.create_connection(lambda i=i: RawDevice(f"dev{i}"), "127.0.0.1", port)
         await proto.handshake(encode(Connect(f"dev{i}", keepalive=300), 4))
         prefix = f"$aws/things/dev{i}/shadow/update"
-        await proto.handshake(encode(Subscribe(1, [Subscription(f"{prefix}/accepted", 0),
-                                                   Subscription(f"{prefix}/rejected", 0)]), 4))
+        await proto.handshake(encode(Subscribe(1, [Subscription(f"{prefix}/{r}", qos) for r in responses]), 4))
         clients.append(proto)
     result = Result()
     conn.send("start")
@@ -219,7 +262,8 @@ async def _mqtt_load(port: int, devices: int, seconds: float, conn: Any) -> Resu
         while time.perf_counter() < deadline:
             proto.response = loop.create_future()
             started = time.perf_counter()
-            proto.transport.write(encode_publish(topic, update_payload(seq), 0, False, False, None, 4))
+            packet_id = seq % 65535 + 1 if qos else None
+            proto.transport.write(encode_publish(topic, update_payload(seq), qos, False, False, packet_id, 4))
             answer = await asyncio.wait_for(proto.response, 30)
             if answer.endswith(b"/accepted"):
                 result.latencies.append(time.perf_counter() - started)
@@ -232,22 +276,23 @@ async def _mqtt_load(port: int, devices: int, seconds: float, conn: Any) -> Resu
     result.seconds = time.perf_counter() - started
     result.updates = len(result.latencies)
     for c in clients:
+        result.responses += sum(c.received.values())
         c.transport.close()
     return result
 
 
-def run_mqtt(devices: int, seconds: float, fsync: str) -> Result:
+def run_mqtt(devices: int, seconds: float, fsync: str, traffic: str = "sdk", profile: str | None = None) -> Result:
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="shadow-bench-") as home:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_gateway_child, args=(home, fsync, child), daemon=True)
+        proc = ctx.Process(target=_gateway_child, args=(home, fsync, profile, child), daemon=True)
         proc.start()
         try:
             if not parent.poll(READY_TIMEOUT):
                 raise RuntimeError("the gateway process did not start")
             port = parent.recv()
             _install_uvloop()
-            result = asyncio.run(_mqtt_load(port, devices, seconds, parent))
+            result = asyncio.run(_mqtt_load(port, devices, seconds, traffic, parent))
             parent.send("stop")
             if parent.poll(READY_TIMEOUT):
                 result.commits, result.cpu_seconds = parent.recv()
@@ -278,15 +323,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--fsync", choices=("always", "interval", "never"), default="always")
     parser.add_argument("--only", choices=("store", "mqtt"))
+    parser.add_argument("--traffic", choices=("sdk", "minimal"), default="sdk")
+    parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the serving process "
+                        "(FILE.store / FILE.mqtt when both scenarios run)")
     args = parser.parse_args(argv)
     print(f"# shadow benchmark: {args.devices} devices, {args.seconds:g} s per scenario, fsync={args.fsync}, "
-          f"python {platform.python_version()}, {os.cpu_count()} cpus")
+          f"mqtt traffic={args.traffic}, python {platform.python_version()}, {os.cpu_count()} cpus")
     print("# no peer shadow service runs here (AWS's own and Greengrass's are not local Python processes)")
+
+    def profile_path(scenario: str) -> str | None:
+        return None if args.profile is None else args.profile if args.only else f"{args.profile}.{scenario}"
+
     rows = []
     if args.only in (None, "store"):
-        rows.append(run_store(args.devices, args.seconds, args.fsync).row("store", args.devices))
+        result = run_store(args.devices, args.seconds, args.fsync, profile_path("store"))
+        rows.append(result.row("store", args.devices))
     if args.only in (None, "mqtt"):
-        rows.append(run_mqtt(args.devices, args.seconds, args.fsync).row("mqtt", args.devices))
+        result = run_mqtt(args.devices, args.seconds, args.fsync, args.traffic, profile_path("mqtt"))
+        rows.append(result.row(f"mqtt {args.traffic}", args.devices))
     print_table(rows)
     return 0
 

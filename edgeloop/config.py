@@ -138,7 +138,7 @@ class RulesSection:
     max_attempts: int = 8  # per action, then errorAction / dead-letter
     backoff_base_ms: int = 50  # exponential backoff with full jitter between attempts
     backoff_max_ms: int = 5000
-    batch_size: int = 500  # messages a rule takes from its queue per dispatch round
+    batch_size: int = 5000  # messages a rule takes from its queue per dispatch round (calls still carry <= 500)
     max_pending_per_rule: int = 100000  # beyond: QoS 1/2 acks wait, QoS 0 matches are dropped and counted
     remote_access_key: str = ""  # credentials for actions with endpointUrl; empty = api.access_key
     remote_secret_key: str = ""

@@ -65,8 +65,9 @@ class Gateway:
             self.api.register(self.services[name])
         # -- rules dispatcher: load the rules and recover the journal before the broker listens --
         self.rules = await open_rules(self.config, self.services, self.sync) if self.config.rules.enabled else None
-        self.mqtt = await start_mqtt(self.config, self.registry)
-        if self.rules is not None:  # rules dispatcher: hook on the broker at once, then serve the iot routes
+        hooks = (self.rules.start(),) if self.rules is not None else ()  # rules dispatcher: routes from message one
+        self.mqtt = await start_mqtt(self.config, self.registry, hooks=hooks)
+        if self.rules is not None:  # rules dispatcher: republish and hot reload, then serve the iot routes
             self.rules.attach(self.mqtt.broker)
             add_rule_routes(self.iot, self.rules)
         self.shadows = await start_shadows(self.config, self.mqtt.broker)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from rules.values import Value, parse_json
 
+_MISSING = object()
+
 
 @dataclass(slots=True)
 class MessageContext:
@@ -35,11 +37,10 @@ class MessageContext:
     def document(self, whole_decimals_as_int: bool) -> Value:
         """The parsed JSON payload (``UNDEFINED`` when it is not JSON), cached."""
         docs = self._documents
-        try:
-            return docs[whole_decimals_as_int]
-        except KeyError:
+        doc = docs.get(whole_decimals_as_int, _MISSING)
+        if doc is _MISSING:
             doc = docs[whole_decimals_as_int] = parse_json(self.payload, whole_decimals_as_int)
-            return doc
+        return doc
 
     def now_ms(self) -> int:
         if self.timestamp_ms is None:

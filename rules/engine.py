@@ -10,7 +10,7 @@ from rules.actions import ActionFailure, ActionInvocation
 from rules.context import MessageContext
 from rules.model import TopicRule
 from rules.topics import TopicIndex, basic_ingest
-from rules.values import to_payload_bytes
+from rules.values import dumps
 
 
 def evaluate_rule(rule: TopicRule, msg: MessageContext) -> list[ActionInvocation]:
@@ -19,12 +19,11 @@ def evaluate_rule(rule: TopicRule, msg: MessageContext) -> list[ActionInvocation
     Every invocation carries the exact data to send; the SELECT output is serialised once and shared.
     Substitution templates see the original message, not the SELECT output.
     """
-    query = rule.query
-    env = query.env(msg)
-    if not query.matches(env):
+    found = rule.query.run(msg)
+    if found is None:
         return []
-    output = query.select(env)
-    payload = to_payload_bytes(output)
+    env, output = found
+    payload = output if type(output) is bytes else dumps(output).encode("utf-8")  # to_payload_bytes, inline
     return [action.render(env, output, payload) for action in rule.actions]
 
 

@@ -19,7 +19,7 @@ from rules.values import Value, render_text
 class Template:
     """A compiled template; :meth:`render` never raises (Undefined renders as "")."""
 
-    __slots__ = ("_parts", "source", "static")
+    __slots__ = ("_parts", "_single", "source", "static")
 
     def __init__(self, source: str, parts: list[str | Callable[[Env], Value]]) -> None:
         self.source = source
@@ -27,6 +27,9 @@ class Template:
         self.static: str | None = parts[0] if len(parts) == 1 and isinstance(parts[0], str) else None
         if not parts:
             self.static = ""
+        # The common ``${expression}`` alone (a partition key, a topic level): no join, no generator.
+        only = parts[0] if len(parts) == 1 else None
+        self._single: Callable[[Env], Value] | None = None if only is None or isinstance(only, str) else only
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
@@ -38,7 +41,11 @@ class Template:
     def render(self, env: Env) -> str:
         if self.static is not None:
             return self.static
-        return "".join(p if isinstance(p, str) else render_text(p(env)) for p in self._parts)
+        single = self._single
+        if single is not None:
+            v = single(env)
+            return v if type(v) is str else render_text(v)
+        return "".join([p if type(p) is str else render_text(p(env)) for p in self._parts])
 
 
 def compile_template(text: str, version: str, variables: frozenset[str] = frozenset(), field: str = "") -> Template:

@@ -187,7 +187,25 @@ def prune(v: Value) -> Value:
     return v
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def _not_serialisable(o: object) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+def _compact_encoder() -> Any:
+    """``json.dumps(v, separators=(",", ":"), ensure_ascii=False, allow_nan=False)`` without the per-call set-up
+    of ``JSONEncoder.encode`` (which builds a new C encoder every time): the C encoder itself, made once.
+
+    Circular-reference markers are off (a shared markers dict keeps stale entries after a failed encode);
+    values here are trees made from parsed JSON, so a cycle cannot occur.
+    """
+    make = json.encoder.c_make_encoder
+    if make is None:  # no C accelerator: the standard encoder
+        encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return lambda v, _level: [encoder.encode(v)]
+    return make(None, _not_serialisable, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+
+
+_ENCODE: Final = _compact_encoder()
 
 
 def dumps(v: Value) -> str:
@@ -195,7 +213,7 @@ def dumps(v: Value) -> str:
     if v is UNDEFINED:
         return ""
     try:
-        return _ENCODER.encode(v)
+        return "".join(_ENCODE(v, 0))
     except (TypeError, ValueError):
         return json.dumps(prune(v), separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
 
@@ -224,21 +242,30 @@ def _float_v2(text: str) -> Value:
     return f
 
 
-_DECODERS = {
-    False: json.JSONDecoder(parse_float=_float_v1, parse_constant=_reject_constant),
-    True: json.JSONDecoder(parse_float=_float_v2, parse_constant=_reject_constant),
+# The decoders' scanners, called directly: ``JSONDecoder.decode`` minus two Python frames per call.
+_SCANNERS: Final = {
+    False: json.JSONDecoder(parse_float=_float_v1, parse_constant=_reject_constant).scan_once,
+    True: json.JSONDecoder(parse_float=_float_v2, parse_constant=_reject_constant).scan_once,
 }
+_SKIP_WHITESPACE: Final = json.decoder.WHITESPACE.match
+_JSON_WHITESPACE: Final = json.decoder.WHITESPACE_STR
 
 
 def parse_json(payload: bytes, whole_decimals_as_int: bool) -> Value:
     """Parse a UTF-8 JSON payload; ``UNDEFINED`` when it is not JSON (then ``*`` is the raw bytes).
 
-    With SQL 2016-03-23 whole-number decimals such as ``10.0`` become Int (``10``).
+    With SQL 2016-03-23 whole-number decimals such as ``10.0`` become Int (``10``). Accepts exactly what
+    ``JSONDecoder.decode`` accepts: one value, surrounded by optional JSON whitespace.
     """
     try:
         text = payload.decode("utf-8")
-        return _DECODERS[whole_decimals_as_int].decode(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        n = len(text)
+        start = _SKIP_WHITESPACE(text, 0).end() if text[:1] in _JSON_WHITESPACE else 0
+        value, end = _SCANNERS[whole_decimals_as_int](text, start)
+        if end != n and _SKIP_WHITESPACE(text, end).end() != n:
+            return UNDEFINED  # extra data after the value
+        return value
+    except (UnicodeDecodeError, ValueError, RecursionError, StopIteration):
         return UNDEFINED
 
 

@@ -41,16 +41,17 @@ def broker_config(home: Path, **mqtt: Any) -> Config:
 class BrokerThread:
     """Runs `start_mqtt` on a private event loop in a daemon thread."""
 
-    def __init__(self, config: Config, registry: Any = None) -> None:
+    def __init__(self, config: Config, registry: Any = None, hooks: tuple[Any, ...] = ()) -> None:
         self.config = config
         self.registry = registry
+        self.hooks = hooks
         self.loop = new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.service: MqttService | None = None
 
     def start(self) -> BrokerThread:
         self.thread.start()
-        self.service = self.call(start_mqtt(self.config, self.registry))
+        self.service = self.call(start_mqtt(self.config, self.registry, hooks=self.hooks))
         return self
 
     def call(self, coro: Any, timeout: float = 10.0) -> Any:
@@ -84,8 +85,9 @@ class BrokerThread:
 
 
 @contextlib.contextmanager
-def running_broker(home: Path, registry: Any = None, **mqtt: Any) -> Iterator[BrokerThread]:
-    bt = BrokerThread(broker_config(home, **mqtt), registry).start()
+def running_broker(home: Path, registry: Any = None, *, hooks: tuple[Any, ...] = (),
+                   **mqtt: Any) -> Iterator[BrokerThread]:
+    bt = BrokerThread(broker_config(home, **mqtt), registry, hooks).start()
     try:
         yield bt
     finally:

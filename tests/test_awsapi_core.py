@@ -12,6 +12,8 @@ from typing import Any
 import botocore.exceptions
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgeloop.config import load_config
 from edgeloop.errors import ConfigError
@@ -159,3 +161,73 @@ async def test_public_bind_needs_real_credentials(home: Path) -> None:
     config = load_config(overrides={"api.host": "0.0.0.0", "api.port": 0})
     with pytest.raises(ConfigError, match="not a loopback address"):
         await AwsApi(config).start()
+
+
+def _read_head(sock: Any, buffer: bytes) -> tuple[bytes, bytes]:
+    """(one response head, what was read after it)."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before a complete response head"
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _raw_exchange(api: Any, head: bytes, body: bytes, wait_for_continue: bool) -> tuple[bytes, bytes, bytes]:
+    """Send `head`; when asked, wait for the interim response before sending `body`.
+    Returns (interim response head, final response head, final response body)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", api.api.port), timeout=10) as sock:
+        sock.sendall(head)
+        interim, rest = _read_head(sock, b"") if wait_for_continue else (b"", b"")
+        sock.sendall(body)
+        final, rest = _read_head(sock, rest)
+        length = next(int(line.split(b":", 1)[1]) for line in final.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed before the whole response body"
+            rest += chunk
+    return interim, final, rest
+
+
+def test_expect_100_continue_is_answered_before_the_body(api: Any) -> None:
+    body = b"hello"
+    headers = sigv4.sign_headers("PUT", "/bucket/key", "", {"Host": f"127.0.0.1:{api.api.port}"}, body, "test",
+                                 "test", "us-east-1", "s3")
+    lines = ["PUT /bucket/key HTTP/1.1", "Expect: 100-continue", f"Content-Length: {len(body)}",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    interim, final, reply = _raw_exchange(api, ("\r\n".join(lines) + "\r\n\r\n").encode(), body,
+                                          wait_for_continue=True)
+    assert interim == b"HTTP/1.1 100 Continue"
+    assert final.startswith(b"HTTP/1.1 200 ") and b"<Len>5</Len>" in reply
+
+
+def test_unknown_expectation_is_refused(api: Any) -> None:
+    head = b"PUT /bucket/key HTTP/1.1\r\nHost: h\r\nExpect: teapot\r\nContent-Length: 0\r\n\r\n"
+    _, final, _ = _raw_exchange(api, head, b"", wait_for_continue=False)
+    assert final.startswith(b"HTTP/1.1 417 ")
+
+
+def test_request_ids_are_unique_and_uuid_shaped(api: Any) -> None:
+    import uuid
+
+    s3 = boto3_client(api, "s3")
+    seen = {s3.put_object(Bucket="bucket", Key=f"k{i}", Body=b"x")["ResponseMetadata"]["RequestId"]
+            for i in range(20)}
+    assert len(seen) == 20
+    assert all(str(uuid.UUID(request_id)) == request_id for request_id in seen)
+
+
+@given(headers=st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True),
+                               st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+                               min_size=1, max_size=8))
+def test_canonical_request_reads_multidict_and_dict_headers_alike(headers: dict[str, str]) -> None:
+    from multidict import CIMultiDict
+
+    names = sorted(headers)
+    mixed_case = {name.title(): value for name, value in headers.items()}
+    expected = sigv4.canonical_request("GET", "/p", "a=1", mixed_case, names, sigv4.EMPTY_SHA256, "s3")
+    assert sigv4.canonical_request("GET", "/p", "a=1", CIMultiDict(mixed_case), names, sigv4.EMPTY_SHA256,
+                                   "s3") == expected

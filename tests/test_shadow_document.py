@@ -370,11 +370,36 @@ def test_documents_payload_is_the_documents_document() -> None:
     assert json.loads(second.record.snapshot_json())["version"] == 2
 
 
+def _merged_state(state: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """The reference: `merge` applied section by section."""
+    out = dict(state)
+    for section, patch in request.items():
+        merged = d.merge(out.get(section, {}), {}, patch, T1)[0] if patch is not None else {}
+        if merged:
+            out[section] = merged
+        else:
+            out.pop(section, None)
+    return out
+
+
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from(["desired", "reported"]), patches | st.none(), max_size=2),
-                min_size=1, max_size=5))
-def test_cached_section_sizes_match_the_state(requests: list[dict[str, Any]]) -> None:
+@given(st.lists(st.dictionaries(st.sampled_from(["desired", "reported"]), patches | sections | st.none(),
+                                max_size=2), min_size=1, max_size=5))
+def test_cached_section_json_matches_the_state(requests: list[dict[str, Any]]) -> None:
     record = None
-    for state in requests:
-        record = d.apply_update(record, d.UpdateRequest(state), T1, ShadowLimits(max_state_bytes=10**6)).record
-        assert record.sizes is not None and sum(record.sizes.values()) == d.state_bytes(record.state)
+    for state in [r for request in requests for r in (request, request)]:  # repeats store the request's objects
+        expected = _merged_state(record.state if record is not None else {}, state)
+        result = d.apply_update(record, d.UpdateRequest(state), T1, ShadowLimits(max_state_bytes=10**6))
+        record = result.record
+        assert record.state == expected, "the fast paths store what the merge gives"
+        assert record.state_bytes() == d.state_bytes(record.state)
+        assert record.snapshot_json() == d.encode(record.snapshot()).decode(), "cached JSON went stale"
+        assert result.accepted_payload() == d.encode(result.accepted)
+        assert result.delta_payload() == (d.encode(result.delta) if result.delta is not None else None)
+        assert _metadata_mirrors(record.state, record.metadata)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values | sections)
+def test_encode_is_compact_utf8_json(value: Any) -> None:
+    assert d.encode(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -4,12 +4,14 @@ path produces, throttling, persistence across a restart and concurrent writers."
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gateway.shadow.store import DB_NAME
 from tests.test_shadow_support import ShadowClient, ShadowGateway, running_gateway
 
 P = "$aws/things/dev1/shadow"
@@ -260,3 +262,55 @@ def _response(c: ShadowClient, token: str) -> dict:
         topic, body = c.next()
         if body.get("clientToken") == token and topic.rsplit("/", 1)[-1] in ("accepted", "rejected"):
             return body
+
+
+def test_accepted_is_published_only_once_the_update_is_on_disk(gw: ShadowGateway) -> None:
+    """Every `/update/accepted` a device sees is already committed: another connection to shadows.db, opened
+    the moment the response arrives, reads that version (or a later one)."""
+    clients = [ShadowClient(gw.dev_port, f"dev{i}", v5=True) for i in range(4)]
+    try:
+        for i, c in enumerate(clients):
+            c.watch(f"$aws/things/dev{i}/shadow", "update/+")
+        rounds = 10
+        for seq in range(rounds):
+            for i, c in enumerate(clients):
+                c.publish(f"$aws/things/dev{i}/shadow/update",
+                          json.dumps({"state": {"reported": {"seq": seq}}, "clientToken": f"{i}-{seq}"}), 1,
+                          wait=False)
+        db = sqlite3.connect(f"file:{Path(gw.config.home) / DB_NAME}?mode=ro", uri=True)
+        try:
+            for i, c in enumerate(clients):
+                for _ in range(rounds):
+                    accepted = c.expect(f"$aws/things/dev{i}/shadow/update/accepted")
+                    row = db.execute("SELECT version FROM shadows WHERE thing = ? AND name = ''",
+                                     (f"dev{i}",)).fetchone()
+                    assert row is not None and row[0] >= accepted["version"], (row, accepted)
+        finally:
+            db.close()
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_a_failed_commit_rejects_every_update_it_carried_with_500(gw: ShadowGateway, client: ShadowClient) -> None:
+    client.watch(P, "update/+", "get/+")
+    client.request(f"{P}/update", {"state": {"reported": {"a": 1}}})
+    assert client.expect(f"{P}/update/accepted")["version"] == 1
+    path = Path(gw.config.home) / DB_NAME
+    with sqlite3.connect(path) as other:  # the table vanishes under the store: its commits fail
+        other.execute("ALTER TABLE shadows RENAME TO moved")
+    tokens = [f"f{i}" for i in range(3)]
+    for token in tokens:
+        client.publish(f"{P}/update", json.dumps({"state": {"reported": {"a": token}}, "clientToken": token}), 1,
+                       wait=False)
+    rejected = [client.next() for _ in tokens]
+    assert [(t, b["code"], b["message"]) for t, b in rejected] == [
+        (f"{P}/update/rejected", 500, "Internal service failure")] * 3
+    assert sorted(b["clientToken"] for _, b in rejected) == tokens
+    with sqlite3.connect(path) as other:
+        other.execute("ALTER TABLE moved RENAME TO shadows")
+    client.request(f"{P}/get", {})
+    got = client.expect(f"{P}/get/accepted")
+    assert got["version"] == 1 and got["state"] == {"reported": {"a": 1}}, "nothing uncommitted stays visible"
+    client.request(f"{P}/update", {"state": {"reported": {"a": 2}}})
+    assert client.expect(f"{P}/update/accepted")["version"] == 2

@@ -108,3 +108,18 @@ def test_invalid_policy_and_closed_store_are_errors(home: Path) -> None:
             store.put(ShadowKey("t"), record(1))
 
     asyncio.run(scenario())
+
+
+def test_writes_queued_together_share_one_commit(home: Path) -> None:
+    async def scenario() -> None:
+        store = await ShadowStore.open(home, "always", now=NOW)
+        first = store.put(ShadowKey("a"), record(1))
+        assert store.put(ShadowKey("b"), record(1)) is first, "one future per commit, not per write"
+        await first
+        later = store.put(ShadowKey("a"), record(2))
+        assert later is not first
+        await later
+        assert (store.commits, store.rows_written) == (2, 3)
+        await store.close()
+
+    asyncio.run(scenario())

@@ -1,14 +1,24 @@
-"""One aiohttp server for every emulated AWS service: routing, SigV4 verification, error rendering."""
+"""One aiohttp server for every emulated AWS service: routing, SigV4 verification, error rendering.
+
+It runs on aiohttp's low-level server: every request goes to `AwsApi._dispatch`, which routes by X-Amz-Target
+or credential scope itself, so aiohttp's URL router and middleware chain would only add work per request.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
+import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import HttpVersion11, RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
 
 from edgeloop.config import ApiSection, Config
 from edgeloop.errors import ConfigError
@@ -19,6 +29,7 @@ from gateway.awsapi.service import AwsService, RequestContext, json_error_respon
 log = logging.getLogger("edgeloop.awsapi")
 
 MAX_BODY = 64 * 1024 * 1024  # non-streaming services: well above Kinesis's 5 MiB PutRecords (base64-inflated)
+MAX_FIELD_SIZE = 65536  # header values: presigned-URL-sized Authorization and policy headers fit
 DEFAULT_KEYS = (ApiSection.access_key, ApiSection.secret_key)
 
 # AWS's error code for each signature failure, per service family.
@@ -49,6 +60,28 @@ def auth_error(service: str, exc: sigv4.SignatureError) -> AwsError:
     return AwsError(code, exc.message, status)
 
 
+class RequestIds:
+    """Unique request ids shaped like UUIDs: a random prefix per server, then a counter (no urandom per request)."""
+
+    def __init__(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):012x}"
+
+
+async def answer_expect(request: web.BaseRequest) -> None:
+    """``Expect: 100-continue``: tell the client to send the body (what aiohttp's router does for routed apps)."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version == HttpVersion11:
+        if expect.lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the response proper has not started yet
+        else:
+            raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -68,7 +101,8 @@ class AwsApi:
         self._by_signing_name: dict[str, AwsService] = {}
         self._prefix_routes: list[tuple[str, RouteHandler]] = []
         self._secrets = {config.api.access_key: config.api.secret_key}
-        self._runner: web.AppRunner | None = None
+        self._request_ids = RequestIds()
+        self._runner: web.ServerRunner | None = None
         self.port = 0
 
     @property
@@ -99,9 +133,9 @@ class AwsApi:
                 f"api.host {api.host!r} is not a loopback address: set api.access_key and api.secret_key "
                 "in the config (the default test/test credentials are only allowed on loopback)"
             )
-        app = web.Application(client_max_size=MAX_BODY, handler_args={"max_field_size": 65536})
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
+        server = web.Server(self._serve, request_factory=self._make_request, access_log=None,
+                            max_field_size=MAX_FIELD_SIZE)
+        self._runner = web.ServerRunner(server)
         await self._runner.setup()
         site = web.TCPSite(self._runner, api.host, api.port, reuse_address=True)
         await site.start()
@@ -121,6 +155,17 @@ class AwsApi:
             await self._runner.cleanup()
             self._runner = None
 
+    def _make_request(self, message: RawRequestMessage, payload: StreamReader, protocol: RequestHandler,
+                      writer: AbstractStreamWriter, task: asyncio.Task[None]) -> web.Request:
+        return web.Request(message, payload, protocol, writer, task, asyncio.get_running_loop(),
+                           client_max_size=MAX_BODY)
+
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        assert isinstance(request, web.Request)
+        if hdrs.EXPECT in request.headers:
+            await answer_expect(request)
+        return await self._dispatch(request)
+
     def _route(self, request: web.Request) -> AwsService | None:
         target = request.headers.get("X-Amz-Target")
         if target:
@@ -136,7 +181,7 @@ class AwsApi:
         for prefix, handler in self._prefix_routes:
             if request.path.startswith(prefix):
                 return await handler(request)
-        request_id = str(uuid.uuid4())
+        request_id = self._request_ids.next()
         service = self._route(request)
         if service is None:
             error = AwsError("UnknownServiceException", "No service here matches this request's X-Amz-Target "

@@ -28,8 +28,8 @@ from typing import Any
 
 from gateway.dispatcher.errors import ActionError
 from gateway.dispatcher.journal import Journal, SegmentWriter
-from gateway.dispatcher.metrics import DispatchMetrics
-from gateway.dispatcher.record import JournalRecord, MqttProperties
+from gateway.dispatcher.metrics import DispatchMetrics, RuleStats
+from gateway.dispatcher.record import NO_PROPERTIES, JournalRecord, MqttProperties
 from gateway.dispatcher.retry import Backoff, classify
 from gateway.dispatcher.targets import FIREHOSE_BATCH, KINESIS_BATCH, SQS_BATCH, ActionTarget, ItemResults
 from gateway.dispatcher.watermark import Watermark
@@ -76,6 +76,7 @@ class Lane:
 
     name: str
     capacity: int
+    stats: RuleStats
     queue: deque[Pending] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     room: asyncio.Event = field(default_factory=asyncio.Event)
@@ -96,7 +97,11 @@ class Lane:
 
     def take(self, n: int) -> list[Pending]:
         q = self.queue
-        batch = [q.popleft() for _ in range(min(n, len(q)))]
+        if n >= len(q):
+            batch = list(q)
+            q.clear()
+        else:
+            batch = [q.popleft() for _ in range(n)]
         if not self.full:
             self.room.set()
         return batch
@@ -105,7 +110,7 @@ class Lane:
 @dataclass(frozen=True)
 class DispatchSettings:
     account_id: str = "000000000000"
-    batch_size: int = 500
+    batch_size: int = 5000
     max_pending_per_rule: int = 100000
     checkpoint_interval: float = 0.1
     backoff: Backoff = field(default_factory=Backoff)
@@ -135,7 +140,8 @@ class Dispatcher:
         self._ack_lanes: set[Lane] = set()
         self._ack_tasks: set[asyncio.Task[None]] = set()
         self._interval_armed: set[SegmentWriter] = set()
-        self._trace_prefix = uuid.uuid4().hex[:20]
+        p = uuid.uuid4().hex
+        self._trace_head = f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-"  # random per process, then a counter
         self._trace_counter = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -183,13 +189,16 @@ class Dispatcher:
         rules, topic = self.index.route(message.topic)
         if not rules or not self._running:
             return None
-        names = tuple(rule.name for rule in rules)
-        lanes = [self._lane(n) for n in names]
-        for n in names:
-            self.metrics.count(n, "matched")
+        lanes = [self._lane(rule.name) for rule in rules]
+        names = tuple([lane.name for lane in lanes])
+        self.metrics.totals["matched"] += len(lanes)
+        for lane in lanes:
+            lane.stats.counts["matched"] += 1
+        principal = message.principal
+        props = message.properties
         record = JournalRecord(0, int(message.received_at * 1000), message.qos, topic, message.payload, names,
-                               message.client_id, _principal_id(message.principal), self._trace_id(),
-                               _properties(message.properties))
+                               message.client_id, None if principal is None else _principal_id(principal),
+                               self._trace_id(), NO_PROPERTIES if props is None else _properties(props))
         if message.qos == 0:
             if any(lane.full for lane in lanes):
                 for n in names:
@@ -206,9 +215,10 @@ class Dispatcher:
         writer = self.journal.append(record)
         self.metrics.totals["journaled"] += 1
         self.watermark.add(record.seq)
-        self._enqueue(Pending(record, True, len(names)), lanes)
-        if self.sync.policy != "always" and not any(lane.full for lane in lanes):
-            writer.flush()  # in the kernel before the ack survives kill -9; fsync is the policy's business
+        self._enqueue(Pending(record, True, len(lanes)), lanes)
+        full = lanes[0].full if len(lanes) == 1 else any(lane.full for lane in lanes)
+        if self.sync.policy != "always" and not full:
+            writer.commit()  # in the kernel before the ack survives kill -9; fsync is the policy's business
             if self.sync.policy == "interval" and writer not in self._interval_armed:
                 self._interval_armed.add(writer)
                 self._spawn(self._arm_interval(writer))
@@ -218,14 +228,17 @@ class Dispatcher:
     def _trace_id(self) -> str:
         """A UUID-shaped id, unique per message (random per process, then a counter): cheaper than uuid4."""
         self._trace_counter += 1
-        p = self._trace_prefix
-        return f"{p[:8]}-{p[8:12]}-{p[12:16]}-{p[16:20]}-{self._trace_counter:012x}"
+        return f"{self._trace_head}{self._trace_counter:012x}"
 
     def _ack_future(self, writer: SegmentWriter, lanes: list[Lane]) -> asyncio.Future[None]:
         """One future for every message appended before the next fsync batch starts: awaiting a shared
-        future costs the broker far less than a coroutine per message."""
+        future costs the broker far less than a coroutine per message. The batch's records are written
+        with one system call when the batch starts (`_make_durable`)."""
         self._ack_writers.add(writer)
-        self._ack_lanes.update(lanes)
+        if len(lanes) == 1:
+            self._ack_lanes.add(lanes[0])
+        else:
+            self._ack_lanes.update(lanes)
         if self._ack is None:
             loop = asyncio.get_running_loop()
             self._ack = loop.create_future()
@@ -248,6 +261,8 @@ class Dispatcher:
         writers, lanes = self._ack_writers, self._ack_lanes
         self._ack, self._ack_writers, self._ack_lanes = None, set(), set()  # later appends: the next batch
         try:
+            for writer in writers:  # every record of the batch: one write each (a roll-over committed at close)
+                writer.commit()
             for writer in writers:
                 await self.sync.sync(writer)
             for lane in lanes:  # backpressure: the acknowledgement waits while a rule is far behind
@@ -268,7 +283,7 @@ class Dispatcher:
     def _lane(self, name: str) -> Lane:
         lane = self.lanes.get(name)
         if lane is None:
-            lane = self.lanes[name] = Lane(name, self.settings.max_pending_per_rule)
+            lane = self.lanes[name] = Lane(name, self.settings.max_pending_per_rule, self.metrics.rule(name))
             lane.task = asyncio.get_running_loop().create_task(self._run_lane(lane), name=f"rule-lane-{name}")
         return lane
 
@@ -311,32 +326,51 @@ class Dispatcher:
 
     async def _dispatch(self, rule: TopicRule, batch: list[Pending]) -> None:
         account = self.settings.account_id
+        labels = [f"{action.kind}#{i}" for i, action in enumerate(rule.actions)]
         groups: dict[tuple[Any, ...], list[Job]] = {}
-        per_message: list[tuple[Pending, list[Job]]] = []
+        jobs: list[Job] = []  # every invocation of the batch, in journal order
+        filtered = 0
         for p in batch:
-            invocations = evaluate_rule(rule, p.context(account))
+            ctx = p.ctx
+            if ctx is None:
+                ctx = p.ctx = p.record.context(account)  # shared by every rule the message matched
+            invocations = evaluate_rule(rule, ctx)
             if not invocations:
-                self.metrics.count(rule.name, "filtered")
+                filtered += 1
                 continue
-            jobs = []
-            for i, inv in enumerate(invocations):
-                job = Job(p, inv, f"{inv.kind}#{i}")
+            for inv, label in zip(invocations, labels, strict=True):
+                job = Job(p, inv, label, inv.error)
                 jobs.append(job)
-                if inv.error is not None:
-                    job.fail(inv.error)
-                    continue
-                groups.setdefault(_group_key(inv), []).append(job)
-            per_message.append((p, jobs))
-        await asyncio.gather(*(self._ship(rule.name, jobs) for jobs in groups.values()))
-        followups = []
-        for p, jobs in per_message:
-            for job in jobs:
-                self.metrics.count_action(rule.name, job.label, "failed" if job.error else "dispatched")
-            failed = [job for job in jobs if job.error is not None]
-            if failed:
-                followups.append(self._error_action(rule, p, failed))
-        if followups:
-            await asyncio.gather(*followups)
+                if inv.error is None:
+                    key = _group_key(inv)
+                    group = groups.get(key)
+                    if group is None:
+                        groups[key] = [job]
+                    else:
+                        group.append(job)
+        if filtered:
+            self.metrics.count(rule.name, "filtered", filtered)
+        if len(groups) == 1:
+            (only,) = groups.values()
+            await self._ship(rule.name, only)
+        elif groups:
+            await asyncio.gather(*(self._ship(rule.name, group) for group in groups.values()))
+        self._count_outcomes(rule.name, jobs)
+        failed: dict[Pending, list[Job]] = {}  # per message, in journal order
+        for job in jobs:
+            if job.error is not None:
+                failed.setdefault(job.pending, []).append(job)
+        if failed:
+            await asyncio.gather(*(self._error_action(rule, p, f) for p, f in failed.items()))
+
+    def _count_outcomes(self, rule: str, jobs: list[Job]) -> None:
+        """`dispatched` / `failed` per action, counted once per batch."""
+        tally: dict[tuple[str, str], int] = {}
+        for job in jobs:
+            key = (job.label, "failed" if job.error is not None else "dispatched")
+            tally[key] = tally.get(key, 0) + 1
+        for (label, outcome), n in tally.items():
+            self.metrics.count_action(rule, label, outcome, n)
 
     async def _ship(self, rule: str, jobs: list[Job]) -> None:
         """Send one group (same kind, target and resource) in order, batching where the API allows."""
@@ -345,22 +379,24 @@ class Dispatcher:
         if target is None:
             return
         kind = inv.kind
+        concurrent = kind in target.ordered_kinds
         if kind == "kinesis":
             stream = inv.params["streamName"]
-            units = [(job, (job.inv.params["data"], job.inv.params["partitionKey"])) for job in jobs]
-            await self._send_batched(rule, units, KINESIS_BATCH,
+            records = [(job.inv.params["data"], job.inv.params["partitionKey"]) for job in jobs]
+            await self._send_batched(rule, jobs, records, KINESIS_BATCH,
                                      lambda items: target.kinesis_put_records(stream, items),
-                                     lambda item: len(item[0]) + len(item[1]))
+                                     lambda item: len(item[0]) + len(item[1]), concurrent)
         elif kind == "firehose":
             stream = inv.params["deliveryStreamName"]
-            units = [(job, record) for job in jobs for record in job.inv.params["records"]]
-            await self._send_batched(rule, units, FIREHOSE_BATCH,
-                                     lambda items: target.firehose_put_records(stream, items), len)
+            owners = [job for job in jobs for _ in job.inv.params["records"]]  # batchMode: several per message
+            blobs = [record for job in jobs for record in job.inv.params["records"]]
+            await self._send_batched(rule, owners, blobs, FIREHOSE_BATCH,
+                                     lambda items: target.firehose_put_records(stream, items), len, concurrent)
         elif kind == "sqs":
             url = inv.params["queueUrl"]
-            units = [(job, job.inv.params["messageBody"]) for job in jobs]
-            await self._send_batched(rule, units, SQS_BATCH, lambda items: target.sqs_send_messages(url, items),
-                                     lambda body: len(body.encode("utf-8")))
+            bodies = [job.inv.params["messageBody"] for job in jobs]
+            await self._send_batched(rule, jobs, bodies, SQS_BATCH, lambda items: target.sqs_send_messages(url, items),
+                                     lambda body: len(body.encode("utf-8")), concurrent)
         else:
             for job in jobs:
                 await self._send_one(rule, job, target)
@@ -383,54 +419,66 @@ class Dispatcher:
                 await target.republish(params["topic"], params["qos"], job.inv.payload, params["properties"])
             return [None]
 
-        await self._deliver(rule, [(job, None)], call)
+        await self._deliver(rule, [job], [None], call)
 
-    async def _send_batched(self, rule: str, units: list[tuple[Job, Any]], limits: tuple[int, int],
-                            call: Callable[[list[Any]], Awaitable[ItemResults]], size: Callable[[Any], int]) -> None:
+    async def _send_batched(self, rule: str, jobs: list[Job], items: list[Any], limits: tuple[int, int],
+                            call: Callable[[list[Any]], Awaitable[ItemResults]], size: Callable[[Any], int],
+                            concurrent: bool) -> None:
+        """Send ``items`` (``jobs[i]`` owns ``items[i]``) in calls as large as the API allows. `concurrent`:
+        the target applies calls in the order they are made, so every call goes out at once (their durable
+        commits share the group fsync) instead of each waiting for the previous one."""
         max_count, max_bytes = limits
-        chunk: list[tuple[Job, Any]] = []
-        total = 0
-        for unit in units:
-            n = size(unit[1])
-            if chunk and (len(chunk) >= max_count or total + n > max_bytes):
-                await self._deliver(rule, chunk, call)
-                chunk, total = [], 0
-            chunk.append(unit)
+        bounds: list[tuple[int, int]] = []
+        start = total = 0
+        for i, item in enumerate(items):
+            n = size(item)
+            if i > start and (i - start >= max_count or total + n > max_bytes):
+                bounds.append((start, i))
+                start, total = i, 0
             total += n
-        if chunk:
-            await self._deliver(rule, chunk, call)
+        bounds.append((start, len(items)))
+        if len(bounds) == 1:
+            await self._deliver(rule, jobs, items, call)
+        elif concurrent:
+            await asyncio.gather(*(self._deliver(rule, jobs[a:b], items[a:b], call) for a, b in bounds))
+        else:
+            for a, b in bounds:
+                await self._deliver(rule, jobs[a:b], items[a:b], call)
 
-    async def _deliver(self, rule: str, units: list[tuple[Job, Any]],
+    async def _deliver(self, rule: str, jobs: list[Job], items: list[Any],
                        call: Callable[[list[Any]], Awaitable[ItemResults]]) -> None:
-        """Send units; retry the ones refused with a retryable error, with backoff, up to max_attempts."""
+        """Send items; retry the ones refused with a retryable error, with backoff, up to max_attempts."""
         backoff = self.settings.backoff
-        pending = units
         attempt = 0
-        while pending:
+        while items:
             try:
-                results: ItemResults = await call([item for _, item in pending])
-                if len(results) != len(pending):
-                    raise ActionError(f"the service answered {len(results)} results for {len(pending)} items",
+                results: ItemResults = await call(items)
+                if len(results) != len(items):
+                    raise ActionError(f"the service answered {len(results)} results for {len(items)} items",
                                       "InternalError", True)
             except Exception as exc:
                 err = classify(exc)
-                results = [err] * len(pending)
-            again: list[tuple[Job, Any]] = []
-            for unit, result in zip(pending, results, strict=True):
+                results = [err] * len(items)
+            if results.count(None) == len(results):  # all delivered (the common case)
+                return
+            again_jobs: list[Job] = []
+            again_items: list[Any] = []
+            for job, item, result in zip(jobs, items, results, strict=True):
                 if result is None:
                     continue
                 if result.retryable and attempt + 1 < backoff.max_attempts:
-                    again.append(unit)
+                    again_jobs.append(job)
+                    again_items.append(item)
                 else:
-                    unit[0].fail(str(result))
-            if again:
-                for job, _ in again:
+                    job.fail(str(result))
+            if again_jobs:
+                for job in again_jobs:
                     self.metrics.count_action(rule, job.label, "retried")
-                log.info("event=action_retry rule=%s kind=%s items=%d attempt=%d", rule, again[0][0].inv.kind,
-                         len(again), attempt + 1)
+                log.info("event=action_retry rule=%s kind=%s items=%d attempt=%d", rule, again_jobs[0].inv.kind,
+                         len(again_jobs), attempt + 1)
                 await asyncio.sleep(backoff.delay(attempt))
                 attempt += 1
-            pending = again
+            jobs, items = again_jobs, again_items
 
     # -- failures --------------------------------------------------------------------------------
 
@@ -513,7 +561,7 @@ def _principal_id(principal: Any) -> str | None:
 
 def _properties(props: Any) -> MqttProperties:
     if props is None:
-        return MqttProperties()
+        return NO_PROPERTIES
     return MqttProperties(
         tuple(props.user_properties or ()), props.content_type, props.payload_format_indicator,
         props.response_topic, props.correlation_data, props.message_expiry_interval,

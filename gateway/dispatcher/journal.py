@@ -6,10 +6,11 @@ Layout of ``<home>/journal/``:
 - ``checkpoint``: ``{"seq": N}``, every record with ``seq <= N`` was dispatched (or dead-lettered);
 - ``dead-letter.jsonl``: what could not be delivered and had no working errorAction.
 
-Appends go to the newest segment (buffered write; the caller makes them durable with the shared
-GroupSync). Recovery reads every segment, keeps records past the checkpoint, and truncates a torn tail
-(a short frame, a CRC mismatch or an undecodable body) so that new appends follow the last good record.
-Segments that hold only checkpointed records are deleted.
+Appends are queued in the newest segment's writer and written with one system call per commit (the
+caller commits, then makes them durable with the shared GroupSync). Recovery reads every segment, keeps
+records past the checkpoint, and truncates a torn tail (a short frame, a CRC mismatch or an undecodable
+body) so that new appends follow the last good record. Segments that hold only checkpointed records are
+deleted.
 """
 
 from __future__ import annotations
@@ -69,31 +70,58 @@ def segment_name(first_seq: int) -> str:
 
 
 class SegmentWriter:
-    """The open newest segment. Handed to GroupSync, which may flush and fsync it from a worker thread
-    even after the journal rolled over and closed it: `fileno()` is a private duplicate descriptor that
-    lives as long as this object, and `flush()` after close is a no-op."""
+    """The open newest segment.
+
+    Appends are framed and queued in memory; :meth:`commit` writes everything queued with one system call
+    (the dispatcher commits once per fsync batch, or per message for the ``interval`` / ``never`` policies,
+    before anything is acknowledged). Appends and commits run on the event loop thread only. The writer is
+    handed to GroupSync, which calls ``flush()`` and fsyncs ``fileno()`` from a worker thread, possibly after
+    the journal rolled over and closed it: the file is unbuffered (nothing to flush; committed data is in
+    the kernel) and `fileno()` is a private duplicate descriptor that lives as long as this object."""
 
     def __init__(self, path: Path, first_seq: int) -> None:
         self.path = path
         self.first_seq = first_seq
-        self.file: BinaryIO = open(path, "ab")  # noqa: SIM115 - lives as long as the segment is the newest
-        self.size = self.file.tell()
+        # Raw (unbuffered) file, so a commit is exactly one write(2).
+        self.file: BinaryIO = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the segment is the newest
+        self.size = os.fstat(self.file.fileno()).st_size  # committed + queued bytes
+        self._queued: list[bytes] = []
         self._sync_fd = os.dup(self.file.fileno())
         weakref.finalize(self, os.close, self._sync_fd)
 
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.size += len(data)
+    def append(self, body: bytes) -> int:
+        """Frame one record body and queue it for the next commit; returns the framed size."""
+        self._queued += (FRAME.pack(len(body), zlib.crc32(body)), body)
+        n = FRAME.size + len(body)
+        self.size += n
+        return n
+
+    @property
+    def queued(self) -> bool:
+        return bool(self._queued)
+
+    def commit(self) -> None:
+        """Write every queued frame to the kernel, in one system call (short writes are continued)."""
+        queued = self._queued
+        if not queued:
+            return
+        self._queued = []
+        data = memoryview(b"".join(queued))
+        while data:
+            written = self.file.write(data)
+            data = data[written or 0:]
 
     def flush(self) -> None:
-        with contextlib.suppress(ValueError):  # closed after a roll-over: its data was flushed at close
-            self.file.flush()
+        """GroupSync's hook (any thread): nothing is buffered in user space once committed."""
 
     def fileno(self) -> int:
         return self._sync_fd
 
     def close(self) -> None:
-        self.file.close()
+        """Commit what is queued and close the file (the duplicate descriptor stays valid for fsync)."""
+        if not self.file.closed:
+            self.commit()
+            self.file.close()
 
 
 @dataclass
@@ -193,16 +221,17 @@ class Journal:
         return seq
 
     def append(self, record: JournalRecord) -> SegmentWriter:
-        """Write one record (buffered); returns the writer to pass to GroupSync for durability."""
+        """Queue one record in the newest segment; returns the writer, which the caller must `commit()`
+        (then hand to GroupSync for durability) before anything depends on the record being written."""
         writer = self.writer
         if writer is None:
             raise JournalError("the journal is not open")
         if writer.size >= self.segment_bytes:
             writer = self._roll(record.seq)
-        data = frame(record.encode())
-        writer.write(data)
-        self.metrics["journal_appended"] += 1
-        self.metrics["journal_bytes"] += len(data)
+        n = writer.append(record.encode())
+        metrics = self.metrics
+        metrics["journal_appended"] += 1
+        metrics["journal_bytes"] += n
         return writer
 
     def _roll(self, first_seq: int | None = None) -> SegmentWriter:
@@ -248,8 +277,8 @@ class Journal:
     def close(self) -> None:
         """Flush and fsync the newest segment, then close it (clean shutdown)."""
         if self.writer is not None:
-            self.writer.file.flush()
-            os.fsync(self.writer.file.fileno())
+            self.writer.commit()
+            os.fsync(self.writer.fileno())
             self.writer.close()
             self.writer = None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rules import MessageContext
@@ -18,13 +18,14 @@ from rules import MessageContext
 _HEAD = struct.Struct("<QQB")
 _LEN = struct.Struct("<I")
 _ABSENT = 0xFFFFFFFF
+_ABSENT_FIELD = _LEN.pack(_ABSENT)
 
 
 class RecordDecodeError(ValueError):
     """A journal record body that does not decode (treated like a torn record)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class MqttProperties:
     """The MQTT 5 properties the rules engine can read (get_mqtt_property, get_user_properties)."""
 
@@ -66,6 +67,9 @@ class MqttProperties:
         )
 
 
+NO_PROPERTIES = MqttProperties()  # shared by every message without MQTT 5 properties
+
+
 @dataclass(slots=True)
 class JournalRecord:
     """A routed message. `seq` orders the journal; `rules` are the rule names it matched when accepted."""
@@ -79,19 +83,19 @@ class JournalRecord:
     client_id: str | None = None
     principal: str | None = None
     trace_id: str | None = None
-    properties: MqttProperties = field(default_factory=MqttProperties)
+    properties: MqttProperties = NO_PROPERTIES
 
     def encode(self) -> bytes:
-        props = None if self.properties.is_empty() else self.properties.to_json()
-        parts = [_HEAD.pack(self.seq, self.timestamp_ms, self.qos)]
-        for value in (self.topic.encode("utf-8"), self.payload, _text(self.client_id), _text(self.principal),
-                      _text(self.trace_id), ",".join(self.rules).encode("ascii"), props):
-            if value is None:
-                parts.append(_LEN.pack(_ABSENT))
-            else:
-                parts.append(_LEN.pack(len(value)))
-                parts.append(value)
-        return b"".join(parts)
+        props = self.properties
+        length = _LEN.pack
+        topic, payload = self.topic.encode("utf-8"), self.payload
+        rules = self.rules[0].encode("ascii") if len(self.rules) == 1 else ",".join(self.rules).encode("ascii")
+        return b"".join((
+            _HEAD.pack(self.seq, self.timestamp_ms, self.qos), length(len(topic)), topic,
+            length(len(payload)), payload, _field(self.client_id), _field(self.principal), _field(self.trace_id),
+            length(len(rules)), rules,
+            _ABSENT_FIELD if props is NO_PROPERTIES or props.is_empty() else _bytes_field(props.to_json()),
+        ))
 
     @classmethod
     def decode(cls, body: bytes) -> JournalRecord:
@@ -118,7 +122,7 @@ class JournalRecord:
                 seq, ts, qos, topic.decode("utf-8"), payload,
                 tuple(rules.decode("ascii").split(",")) if rules else (),
                 _untext(client_id), _untext(principal), _untext(trace_id),
-                MqttProperties.from_json(props) if props is not None else MqttProperties(),
+                MqttProperties.from_json(props) if props is not None else NO_PROPERTIES,
             )
         except (struct.error, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
             if isinstance(exc, RecordDecodeError):
@@ -136,8 +140,16 @@ class JournalRecord:
         )
 
 
-def _text(value: str | None) -> bytes | None:
-    return None if value is None else value.encode("utf-8")
+def _field(value: str | None) -> bytes:
+    """A length-prefixed UTF-8 text field (absent when None)."""
+    if value is None:
+        return _ABSENT_FIELD
+    data = value.encode("utf-8")
+    return _LEN.pack(len(data)) + data
+
+
+def _bytes_field(data: bytes) -> bytes:
+    return _LEN.pack(len(data)) + data
 
 
 def _untext(value: bytes | None) -> str | None:

@@ -21,7 +21,10 @@ from gateway.dispatcher.targets import ItemResults, batch_results
 
 
 class RemoteTarget:
-    """One remote endpoint (base URL), all action kinds."""
+    """One remote endpoint (base URL), all action kinds. Concurrent HTTP requests may be served in any
+    order, so the dispatcher sends one batch at a time per group (no ``ordered_kinds``)."""
+
+    ordered_kinds: frozenset[str] = frozenset()
 
     def __init__(self, endpoint_url: str, session: aiohttp.ClientSession, access_key: str, secret_key: str,
                  region: str) -> None:

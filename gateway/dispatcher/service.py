@@ -1,9 +1,10 @@
 """The rules service of a running gateway: rule files + hot reload, journal, dispatcher, targets.
 
 Lifecycle (see `gateway.app`): ``service = await open_rules(config, services, sync)`` loads the rules and
-recovers the journal before the broker listens; ``service.attach(broker)`` hooks it on the broker and
-starts dispatching (replaying what the journal still holds); ``await service.stop()`` drains and
-checkpoints before the sinks stop.
+recovers the journal before the broker listens; ``hook = service.start()`` starts dispatching (replaying
+what the journal still holds) and returns the broker hook, which ``start_mqtt(..., hooks=(hook,))``
+attaches before any listener opens; ``service.attach(broker)`` hands the broker to the actions (republish)
+and starts hot reload; ``await service.stop()`` drains and checkpoints before the sinks stop.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class RulesService:
         self.dispatcher = Dispatcher(self.journal, self.index, self.sync, self.targets, settings)
         self.recovery = Recovery()
         self._reload_task: asyncio.Task[None] | None = None
+        self._started = False
 
     async def open(self) -> None:
         """Load the rule files and recover the journal (nothing is dispatched yet)."""
@@ -92,12 +94,20 @@ class RulesService:
         log.info("event=rules_opened rules=%d rejected=%d journal_pending=%d torn_bytes=%d", len(result.loaded),
                  len(result.failed), len(self.recovery.pending), self.recovery.torn_bytes)
 
+    def start(self) -> Dispatcher:
+        """Start dispatching (journal replay first, in order) and return the broker hook (idempotent)."""
+        if not self._started:
+            self._started = True
+            self.dispatcher.start(self.recovery.pending)
+            self.recovery.pending = []
+        return self.dispatcher
+
     def attach(self, broker: Any) -> None:
-        """Hook on the broker and start dispatching (journal replay first, in order)."""
+        """Hand the broker to the actions, hook on it (unless `start_mqtt` did already) and start hot reload."""
         self.broker = broker
-        self.dispatcher.start(self.recovery.pending)
-        self.recovery.pending = []
-        broker.add_hook(self.dispatcher)
+        hook = self.start()
+        if not any(h is hook for h in broker.hooks):
+            broker.add_hook(hook)
         interval = self.config.rules.reload_interval_secs
         if interval > 0:
             self._reload_task = asyncio.get_running_loop().create_task(self.reloader.run(interval))

@@ -23,6 +23,10 @@ SQS_BATCH = (10, 256 * 1024)
 
 
 class ActionTarget(Protocol):
+    # Action kinds whose calls take effect in the order they are made even when several are in flight at
+    # once; the dispatcher sends a group's batches concurrently for these, one after the other otherwise.
+    ordered_kinds: frozenset[str]
+
     async def kinesis_put_records(self, stream: str, records: list[tuple[bytes, str]]) -> ItemResults: ...
     async def firehose_put_records(self, stream: str, records: list[bytes]) -> ItemResults: ...
     async def sqs_send_messages(self, queue_url: str, bodies: list[str]) -> ItemResults: ...
@@ -45,7 +49,13 @@ def mqtt_properties(props: dict[str, Any]) -> Properties | None:
 
 
 class LocalTarget:
-    """The gateway's own sinks, called in-process through their engines."""
+    """The gateway's own sinks, called in-process through their engines.
+
+    The Kinesis and SQS engines take a batch in (sequence numbers, queue order) before their first await
+    (the durable commit), so concurrent calls land in call order: ``ordered_kinds``.
+    """
+
+    ordered_kinds = frozenset({"kinesis", "sqs"})
 
     def __init__(self, services: dict[str, Any], broker: Callable[[], Any]) -> None:
         self.services = services
@@ -64,6 +74,8 @@ class LocalTarget:
             await engine.put_record(stream, data, key)
             return [None]
         result = await engine.put_records(stream, [{"Data": d, "PartitionKey": k} for d, k in records])
+        if not result.get("FailedRecordCount", 1):
+            return [None] * len(records)
         return [error_from_code(r["ErrorCode"], r.get("ErrorMessage", "")) if "ErrorCode" in r else None
                 for r in result["Records"]]
 

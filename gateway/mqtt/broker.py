@@ -199,6 +199,63 @@ class Broker:
                     self.metrics["hook_errors"] += 1
                     log.warning("event=hook_failed topic=%s origin=%s error=%r", topic, origin, result)
 
+    async def publish_to(
+        self,
+        client_id: str,
+        topic: str,
+        payload: bytes | str,
+        qos: int = 1,
+        properties: Properties | None = None,
+    ) -> bool:
+        """Deliver to one connected client only, as AWS answers jobs and fleet-provisioning requests.
+
+        The message goes to `client_id` when it is connected, one of its subscriptions matches `topic` and its
+        policy allows `iot:Receive` on it, at the highest QoS of its matching subscriptions (capped by `qos`),
+        with their subscription identifiers. No other subscriber, no hook and no retained store sees it.
+        Returns False (and counts why) when it was not delivered; for a persistent session it returns once the
+        queued delivery is durable.
+        """
+        validate_topic_name(topic)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos}")
+        session = self.sessions.get(client_id)
+        conn = session.connection if session is not None else None
+        if session is None or conn is None or conn.auth is None or conn.closed:
+            self.metrics["publish_to_not_connected"] += 1
+            return False
+        granted, sub_ids = self._session_grant(session, topic)
+        if granted is None:
+            self.metrics["publish_dropped_no_subscribers"] += 1
+            return False
+        if not conn.auth.allowed("iot:Receive", topic):
+            self.metrics["receive_unauthorized"] += 1
+            return False
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        message = Message(topic, data, qos, False, properties, origin="internal")
+        self.metrics["messages_received"] += 1
+        pending = self.enqueue(session, Delivery(message, min(qos, granted), False, tuple(sub_ids)))
+        if pending is not None:
+            await asyncio.shield(pending)
+        return True
+
+    def _session_grant(self, session: Session, topic: str) -> tuple[int | None, list[int]]:
+        """The highest QoS of `session`'s subscriptions matching `topic` (None: none match), and their ids."""
+        granted: int | None = None
+        ids: list[int] = []
+        for entry in self.trie.match(topic):
+            if type(entry) is SessionSubscription:
+                record = entry.record if entry.session is session else None
+            elif type(entry) is SharedGroup:
+                member = entry.members.get(session.client_id)
+                record = member.record if member is not None else None
+            else:
+                record = None
+            if record is not None:
+                granted = record.qos if granted is None else max(granted, record.qos)
+                if record.identifier:
+                    ids.append(record.identifier)
+        return granted, ids
+
     def subscribe_internal(self, topic_filter: str, callback: InternalCallback) -> InternalSubscription:
         """Deliver every message matching `topic_filter` to `callback`; returns the handle to unsubscribe."""
         validate_topic_filter(topic_filter)

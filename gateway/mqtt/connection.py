@@ -2,7 +2,7 @@
 
 Every complete packet is parsed in `data_received`; outgoing packets are coalesced into one
 `transport.write` per loop iteration. QoS >= 1 acknowledgements wait for durable writes and hooks, and
-are sent strictly in the order the PUBLISH packets arrived (a chain of futures).
+are sent strictly in the order the PUBLISH packets arrived (`AckQueue`: done-callbacks, no task per message).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.mqtt import lifecycle
+from gateway.mqtt.acks import AckQueue
 from gateway.mqtt.codec import StreamDecoder, encode, encode_properties, encode_publish
 from gateway.mqtt.errors import MqttDecodeError, MqttError
 from gateway.mqtt.message import Message
@@ -72,8 +72,8 @@ class MqttConnection(asyncio.Protocol):
     Slotted, with topic-alias maps created on first use: ten thousand idle devices cost little memory.
     """
 
-    __slots__ = ("_ack_tail", "_alias_out_max", "_aliases_in", "_aliases_out", "_backlog", "_client_max_packet",
-                 "_flush_scheduled", "_inbound_unacked", "_keepalive", "_last_rx", "_out", "_out_size", "_paused",
+    __slots__ = ("_acks", "_alias_out_max", "_aliases_in", "_aliases_out", "_backlog", "_client_max_packet",
+                 "_flush_scheduled", "_keepalive", "_last_rx", "_out", "_out_size", "_paused",
                  "_qos0_backlog", "_send_window", "_timer", "auth", "authenticate", "broker", "client_id",
                  "client_initiated", "closed", "connect", "decoder", "disconnect_reason", "limits", "listener",
                  "loop", "metrics", "peer", "session", "session_id", "transport", "version")
@@ -102,8 +102,7 @@ class MqttConnection(asyncio.Protocol):
         self._flush_scheduled = False
         self._paused = False
         self._qos0_backlog = 0
-        self._ack_tail: asyncio.Future[None] | None = None
-        self._inbound_unacked = 0
+        self._acks = AckQueue(self._send_ack, broker.track)
         self._keepalive = 0.0
         self._last_rx = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
@@ -465,9 +464,9 @@ class MqttConnection(asyncio.Protocol):
             return self._violation(0x95, f"payload larger than {self.limits.max_payload_bytes} bytes")
         qos = pub.qos
         if qos == 2 and pub.packet_id in session.incoming_qos2:
-            self._ack_after([], Pubrec(pub.packet_id))  # duplicate: already accepted, acknowledge again
+            self._acks.add(Pubrec(pub.packet_id), [])  # duplicate: already accepted, acknowledge again
             return None
-        if qos and self._inbound_unacked >= self.limits.max_inflight:
+        if qos and len(self._acks) >= self.limits.max_inflight:
             return self._violation(0x93, f"more than {self.limits.max_inflight} unacknowledged QoS>0 PUBLISH")
         limits = self.limits
         if not (topic.isascii() and len(topic) <= limits.max_topic_bytes
@@ -498,19 +497,17 @@ class MqttConnection(asyncio.Protocol):
                 self.broker.spawn(w)
             return None
         if qos == 1:
-            if not waits and not failures and (self._ack_tail is None or self._ack_tail.done()):
-                self.write(_PUBACK_HEADER + pub.packet_id.to_bytes(2, "big"))  # type: ignore[union-attr]
+            ack: Any = _PUBACK_HEADER + pub.packet_id.to_bytes(2, "big")  # type: ignore[union-attr]
+            if not waits and not failures and not self._acks:
+                self.write(ack)
                 return None
-            ack: Packet = Puback(pub.packet_id)  # type: ignore[arg-type]
         else:
             session.incoming_qos2.add(pub.packet_id)  # type: ignore[arg-type]
             fut = self.broker.subscriptions_changed(session)
             if fut is not None:
                 waits.append(fut)
             ack = Pubrec(pub.packet_id)  # type: ignore[arg-type]
-        if failures:
-            waits.append(_failed(failures[0]))
-        self._ack_after(waits, ack)
+        self._acks.add(ack, waits, failures[0] if failures else None)
         return None
 
     def _reject_publish(self, pub: Publish, reason_code: int, message: str) -> None:
@@ -519,41 +516,31 @@ class MqttConnection(asyncio.Protocol):
                  self.client_id, pub.topic, reason_code, message)
         if self.version == 5 and pub.qos:
             ack_cls = Puback if pub.qos == 1 else Pubrec
-            self._ack_after([], ack_cls(pub.packet_id, reason_code, Properties(reason_string=message)))  # type: ignore[arg-type]
+            self._acks.add(ack_cls(pub.packet_id, reason_code, Properties(reason_string=message)), [])  # type: ignore[arg-type]
             return
         self.disconnect_reason = "AUTH_ERROR" if reason_code == 0x87 else "CLIENT_ERROR"
         self.close(reason_code, message)
 
-    def _ack_after(self, waits: list[Awaitable[Any]], ack: Packet) -> None:
-        """Send `ack` once `waits` completed and every earlier acknowledgement went out."""
-        tail = self._ack_tail
-        if not waits and (tail is None or tail.done()):
-            self.send(ack)
+    def _send_ack(self, ack: Any, failure: BaseException | None) -> None:
+        """Write an acknowledgement from the queue; when a wait failed, answer 0x80 (v5) or close (3.1.1)."""
+        if failure is None:
+            if type(ack) is bytes:
+                self.write(ack)
+            else:
+                self.send(ack)
             return
-        self._inbound_unacked += 1
-        self._ack_tail = self.loop.create_task(self._ack_later(tail, waits, ack))
-        self.broker.track(self._ack_tail)
-
-    async def _ack_later(self, tail: asyncio.Future[None] | None, waits: list[Awaitable[Any]], ack: Any) -> None:
-        failed: BaseException | None = None
-        try:
-            if waits:
-                results = await asyncio.gather(*waits, return_exceptions=True)
-                failed = next((r for r in results if isinstance(r, BaseException)), None)
-            if tail is not None:
-                await asyncio.wait([tail])
-        finally:
-            self._inbound_unacked -= 1
-        if failed is not None:
-            log.warning("event=publish_not_acknowledged client_id=%s error=%r", self.client_id, failed)
-            if self.version != 5:
-                self.disconnect_reason = "SERVER_ERROR"
-                self.close()
-                return
-            ack.reason_code = 0x80
-            ack.properties = Properties(reason_string="the message could not be processed")
-            if type(ack) is Pubrec and self.session is not None:
-                self.session.incoming_qos2.discard(ack.packet_id)
+        self.metrics["ack_failures"] += 1
+        log.warning("event=publish_not_acknowledged client_id=%s error=%r", self.client_id, failure)
+        if self.version != 5:
+            self.disconnect_reason = "SERVER_ERROR"
+            self.close()
+            return
+        if type(ack) is bytes:
+            ack = Puback(int.from_bytes(ack[2:4], "big"))
+        ack.reason_code = 0x80
+        ack.properties = Properties(reason_string="the message could not be processed")
+        if type(ack) is Pubrec and self.session is not None:
+            self.session.incoming_qos2.discard(ack.packet_id)
         self.send(ack)
 
     def _on_pubrel(self, rel: Pubrel) -> None:
@@ -562,9 +549,9 @@ class MqttConnection(asyncio.Protocol):
         if rel.packet_id in session.incoming_qos2:
             session.incoming_qos2.discard(rel.packet_id)
             self.broker.subscriptions_changed(session)
-            self._ack_after([], Pubcomp(rel.packet_id))
+            self._acks.add(Pubcomp(rel.packet_id), [])
         else:
-            self._ack_after([], Pubcomp(rel.packet_id, 0x92))
+            self._acks.add(Pubcomp(rel.packet_id, 0x92), [])
 
     # -- deliveries to the client ------------------------------------------------------------------
 
@@ -861,9 +848,6 @@ def _forwardable(src: Properties) -> Properties:
         user_properties=list(src.user_properties),
     )
 
-
-async def _failed(exc: BaseException) -> None:
-    raise exc
 
 
 __all__ = ["Authenticator", "ConnectionAuth", "MqttConnection"]

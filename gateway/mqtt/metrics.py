@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from gateway.mqtt.tlsaccept import FAILURE_REASONS
+
 COUNTERS = (
     "connections_accepted",
     "connections_rejected",
@@ -16,6 +18,7 @@ COUNTERS = (
     "publish_dropped_queue_full",
     "publish_dropped_expired",
     "publish_dropped_no_subscribers",
+    "publish_to_not_connected",
     "publish_unauthorized",
     "subscribe_unauthorized",
     "receive_unauthorized",
@@ -30,7 +33,9 @@ COUNTERS = (
     "sessions_expired",
     "retained_messages",
     "tls_failures",
+    *(f"tls_failures_{reason}" for reason in FAILURE_REASONS),
     "revoked_disconnects",
+    "ack_failures",
 )
 
 

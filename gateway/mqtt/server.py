@@ -6,8 +6,9 @@
   ``http/1.1`` (or none) -> HTTPS: MQTT over WebSocket at ``/mqtt`` and ``POST /topics/{topic}``.
 - ``dev`` (config.mqtt.dev_port, 1883, only with config.mqtt.dev): plain MQTT bound to 127.0.0.1.
 
-The event loop runs TLS handshakes (`create_server(ssl=...)`, as fast as the loop's TLS gets); the first protocol
-of each connection then dispatches on ALPN. Failed handshakes are logged and counted in `tls_failures`.
+The event loop runs TLS handshakes (`connect_accepted_socket(ssl=...)` on sockets accepted by `TlsServer`, as fast
+as the loop's TLS gets); the first protocol of each connection then dispatches on ALPN. Failed handshakes are
+logged with their reason and peer, and counted in `tls_failures` and `tls_failures_<reason>`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +25,11 @@ from edgeloop.config import Config
 from gateway.identity.policy import Authorizer
 from gateway.mqtt import lifecycle
 from gateway.mqtt.authz import CertificateAuthenticator, DevAuthenticator
-from gateway.mqtt.broker import Broker
+from gateway.mqtt.broker import Broker, PublishHook
 from gateway.mqtt.connection import Authenticator, MqttConnection
 from gateway.mqtt.errors import MqttError
 from gateway.mqtt.store import BrokerStore
+from gateway.mqtt.tlsaccept import TlsServer, failure_detail, failure_reason
 
 if TYPE_CHECKING:
     from gateway.identity.registry import Registry
@@ -48,46 +49,44 @@ ProtocolChooser = Callable[[str | None, int | None], asyncio.Protocol]
 class TlsListener:
     """What every connection of one TLS listener shares: where to count, and how to pick the inner protocol."""
 
-    __slots__ = ("broker", "choose", "handshake_timeout", "name", "sniff")
+    __slots__ = ("broker", "choose", "name", "sniff")
 
     def __init__(self, broker: Broker, choose: ProtocolChooser, name: str, sniff: bool = False) -> None:
         self.broker = broker
         self.choose = choose
         self.name = name
         self.sniff = sniff
-        self.handshake_timeout = broker.limits.tls_handshake_timeout_secs
 
     def __call__(self) -> TlsDispatch:
         return TlsDispatch(self)
 
+    def handshake_failed(self, peer: str | None, exc: BaseException) -> None:
+        """Log and count a failed handshake, in total and per reason (`tls_failures_<reason>`)."""
+        reason = failure_reason(exc)
+        metrics = self.broker.metrics
+        metrics["tls_failures"] += 1
+        metrics[f"tls_failures_{reason}"] += 1
+        log.info("event=tls_failed listener=%s peer=%s reason=%s detail=%r", self.name, peer, reason,
+                 failure_detail(exc))
+
 
 class TlsDispatch(asyncio.Protocol):
-    """The first protocol of a TLS connection. The event loop runs the handshake (`create_server(ssl=...)`);
-    `connection_made` then hands the TLS transport to the protocol chosen by ALPN.
+    """The first protocol of a TLS connection. The event loop runs the handshake; `connection_made` then
+    hands the TLS transport to the protocol chosen by ALPN.
 
     With `sniff`, a session that negotiated no ALPN protocol is dispatched by its first byte instead (an MQTT
     CONNECT or an HTTP request), so clients that skip ALPN on a non-443 port still reach MQTT.
-
-    The loops report a failed server handshake only in debug mode. A dispatcher released without a completed
-    handshake (uvloop frees it at once) or still waiting one second past the handshake timeout (the stdlib loop
-    keeps failed ones in a reference cycle until garbage collection) counts as a TLS failure.
     """
 
-    __slots__ = ("__weakref__", "_early", "_listener", "_state", "_timer", "_transport")
+    __slots__ = ("_early", "_listener", "_timer", "_transport")
 
     def __init__(self, listener: TlsListener) -> None:
         self._listener = listener
-        self._state = _PENDING
         self._transport: Any = None
         self._early: list[bytes] | None = None
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            listener.handshake_timeout + 1.0, _handshake_overdue, weakref.ref(self))
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:
-        self._state = _MADE
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._transport = transport
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
@@ -120,27 +119,6 @@ class TlsDispatch(asyncio.Protocol):
             self._timer = None
         self._transport = None
 
-    def handshake_failed(self) -> None:
-        """Count (once) a connection whose TLS handshake never completed."""
-        if self._state == _PENDING:
-            self._state = _FAILED
-            listener = self._listener
-            listener.broker.metrics["tls_failures"] += 1
-            log.info("event=tls_failed listener=%s", listener.name)
-
-    def __del__(self) -> None:  # may run in any thread (garbage collection): touch no loop objects here
-        self.handshake_failed()
-
-
-_PENDING, _MADE, _FAILED = 0, 1, 2
-
-
-def _handshake_overdue(ref: weakref.ref[TlsDispatch]) -> None:
-    dispatch = ref()
-    if dispatch is not None:
-        dispatch._timer = None
-        dispatch.handshake_failed()
-
 
 @dataclass
 class MqttService:
@@ -148,7 +126,7 @@ class MqttService:
 
     broker: Broker
     ports: dict[str, int] = field(default_factory=dict)
-    servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    servers: list[asyncio.AbstractServer | TlsServer] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     web: Any = None
 
@@ -170,14 +148,20 @@ class MqttService:
 
 
 async def start_mqtt(
-    config: Config, registry: Registry | None, *, ssl_context_factory: SslContextFactory | None = None
+    config: Config, registry: Registry | None, *, hooks: Iterable[PublishHook] = (),
+    ssl_context_factory: SslContextFactory | None = None,
 ) -> MqttService:
-    """Start the broker and its listeners per `config.mqtt` (port 0 = ephemeral)."""
+    """Start the broker and its listeners per `config.mqtt` (port 0 = ephemeral).
+
+    `hooks` are attached before any listener opens, so they see every message from the first one.
+    """
     limits = config.mqtt
     if registry is None and not limits.dev:
         raise MqttError("the MQTT broker needs the identity registry for its TLS listeners, or mqtt.dev = true")
     store = BrokerStore(config.home / "broker", config.durability.fsync)
     broker = Broker(config, store)
+    for hook in hooks:
+        broker.add_hook(hook)
     await broker.start()
     service = MqttService(broker)
     loop = asyncio.get_running_loop()
@@ -209,7 +193,6 @@ async def _start_tls_listeners(service: MqttService, config: Config, registry: R
 
     broker = service.broker
     limits = config.mqtt
-    loop = asyncio.get_running_loop()
     make_context: SslContextFactory = factory or (lambda alpn: gateway_server_context(registry, alpn))
     mqtt_ctx, https_ctx = await asyncio.to_thread(lambda: (make_context(MQTT_ALPN), make_context(HTTPS_ALPN)))
     for context in (mqtt_ctx, https_ctx):
@@ -219,10 +202,8 @@ async def _start_tls_listeners(service: MqttService, config: Config, registry: R
     def mqtt_protocol(_alpn: str | None, _first: int | None) -> asyncio.Protocol:
         return MqttConnection(broker, cert_auth, "mqtts")
 
-    tls_options: dict[str, Any] = {"ssl_handshake_timeout": limits.tls_handshake_timeout_secs,
-                                   "backlog": LISTEN_BACKLOG}
-    server = await loop.create_server(TlsListener(broker, mqtt_protocol, "mqtts"), limits.host, limits.port,
-                                      ssl=mqtt_ctx, **tls_options)
+    server = await _tls_server(TlsListener(broker, mqtt_protocol, "mqtts"), limits.host, limits.port, mqtt_ctx,
+                               limits.tls_handshake_timeout_secs)
     service.servers.append(server)
     service.ports["mqtts"] = server.sockets[0].getsockname()[1]
 
@@ -235,10 +216,16 @@ async def _start_tls_listeners(service: MqttService, config: Config, registry: R
             return MqttConnection(broker, cert_auth, "https-mqtt")
         return web.protocol()
 
-    server = await loop.create_server(TlsListener(broker, https_protocol, "https", sniff=True), limits.host,
-                                      limits.https_port, ssl=https_ctx, **tls_options)
+    server = await _tls_server(TlsListener(broker, https_protocol, "https", sniff=True), limits.host,
+                               limits.https_port, https_ctx, limits.tls_handshake_timeout_secs)
     service.servers.append(server)
     service.ports["https"] = server.sockets[0].getsockname()[1]
+
+
+async def _tls_server(listener: TlsListener, host: str, port: int, context: ssl.SSLContext,
+                      handshake_timeout: float) -> TlsServer:
+    return await TlsServer.start(host, port, LISTEN_BACKLOG, context, listener, listener.handshake_failed,
+                                 handshake_timeout)
 
 
 async def _watch_registry(broker: Broker, registry: Registry, interval: float = 1.0) -> None:

@@ -14,8 +14,10 @@ Semantics (docs/shadows.md has the full table and the choices made where AWS doe
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from json.encoder import c_make_encoder, encode_basestring
+from typing import Any, NamedTuple
 
 from gateway.shadow.errors import (
     TOO_LARGE,
@@ -45,17 +47,23 @@ class ShadowLimits:
     max_depth: int = 6
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ShadowRecord:
-    """One stored shadow. `deleted_at` is set on a tombstone: it keeps the version for re-creation."""
+    """One stored shadow. `deleted_at` is set on a tombstone: it keeps the version for re-creation.
+
+    Treated as immutable once built (not frozen: that costs an `object.__setattr__` per field on every
+    update). The compact JSON of each state and metadata section is made once per record and cached: it gives
+    the size AWS limits, the stored document and `/update/documents`; an update copies the untouched
+    sections' JSON from the record it replaces (`reuse_json`)."""
 
     version: int
     timestamp: int
     state: JsonObject = field(default_factory=dict)
     metadata: JsonObject = field(default_factory=dict)
     deleted_at: int | None = None
+    state_json: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # section -> JSON
+    metadata_json: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     encoded: str | None = field(default=None, compare=False, repr=False)  # cache of snapshot_json()
-    sizes: dict[str, int] | None = field(default=None, compare=False, repr=False)  # bytes per section
 
     @property
     def exists(self) -> bool:
@@ -67,14 +75,43 @@ class ShadowRecord:
 
     def snapshot_json(self) -> str:
         """`snapshot()` as compact JSON, encoded once per record (the store and `/update/documents` share it)."""
-        if self.encoded is None:
-            object.__setattr__(self, "encoded", _compact(self.snapshot()))
-        assert self.encoded is not None
-        return self.encoded
+        encoded = self.encoded
+        if encoded is None:
+            encoded = (f'{{"state":{_object_json(self.state, self.state_json)},'
+                       f'"metadata":{_object_json(self.metadata, self.metadata_json)},"version":{self.version}}}')
+            self.encoded = encoded
+        return encoded
+
+    def state_bytes(self) -> int:
+        """The size AWS limits: desired and reported as compact UTF-8 JSON, metadata excluded."""
+        return sum(_utf8_len(_section_json(self.state, self.state_json, s)) for s in SECTIONS if s in self.state)
+
+    def reuse_json(self, older: ShadowRecord, sections: Iterable[str]) -> None:
+        """Take `older`'s cached JSON of `sections`, which this record shares with it unchanged."""
+        for name in sections:
+            if name in older.state_json and self.state.get(name) is older.state.get(name):
+                self.state_json[name] = older.state_json[name]
+            if name in older.metadata_json and self.metadata.get(name) is older.metadata.get(name):
+                self.metadata_json[name] = older.metadata_json[name]
 
 
-@dataclass(frozen=True, slots=True)
-class UpdateRequest:
+def _section_json(tree: JsonObject, cache: dict[str, str], name: str) -> str:
+    text = cache.get(name)
+    if text is None:
+        text = cache[name] = _compact(tree[name])
+    return text
+
+
+def _object_json(tree: JsonObject, cache: dict[str, str]) -> str:
+    """`tree` (desired/reported sections) as compact JSON, from the cached JSON of each section."""
+    return "{" + ",".join(f'{_KEY_JSON.get(name) or _compact(name)}:{_section_json(tree, cache, name)}'
+                          for name in tree) + "}"
+
+
+_KEY_JSON = {name: f'"{name}"' for name in ("desired", "reported")}
+
+
+class UpdateRequest(NamedTuple):
     """A validated `/update` request."""
 
     state: JsonObject | None
@@ -82,22 +119,65 @@ class UpdateRequest:
     version: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class UpdateResult:
+class UpdateResult(NamedTuple):
     """What an accepted update stores and publishes."""
 
     record: ShadowRecord
     accepted: JsonObject
-    documents: JsonObject
     delta: JsonObject | None  # the `/update/delta` document, None when the delta is empty
     previous: ShadowRecord | None = None
+    client_token: str | None = None
+
+    @property
+    def documents(self) -> JsonObject:
+        """The `/update/documents` document."""
+        body: JsonObject = {"previous": self.previous.snapshot() if self.previous is not None else None,
+                            "current": self.record.snapshot(), "timestamp": self.record.timestamp}
+        if self.client_token is not None:
+            body["clientToken"] = self.client_token
+        return body
+
+    def accepted_payload(self) -> bytes:
+        """`accepted` encoded; request sections stored as they are reuse the record's cached JSON."""
+        accepted, record = self.accepted, self.record
+        if accepted["state"] is None:
+            return encode(accepted)
+        state = _object_reusing(accepted["state"], record.state, record.state_json)
+        meta = _object_reusing(accepted["metadata"], record.metadata, record.metadata_json)
+        return (f'{{"state":{state},"metadata":{meta},"version":{record.version},'
+                f'"timestamp":{record.timestamp}{self._token_json()}}}').encode()
+
+    def delta_payload(self) -> bytes | None:
+        """`delta` encoded (None when there is no delta); a delta that is all of desired reuses its JSON."""
+        delta, record = self.delta, self.record
+        if delta is None:
+            return None
+        state = _json_reusing(delta["state"], record.state, record.state_json, "desired")
+        meta = _json_reusing(delta["metadata"], record.metadata, record.metadata_json, "desired")
+        return (f'{{"version":{record.version},"timestamp":{record.timestamp},"state":{state},'
+                f'"metadata":{meta}{self._token_json()}}}').encode()
+
+    def _token_json(self) -> str:
+        return f',"clientToken":{_compact(self.client_token)}' if self.client_token is not None else ""
 
     def documents_payload(self) -> bytes:
         """`documents` encoded, reusing each record's cached snapshot JSON."""
         previous = self.previous.snapshot_json() if self.previous is not None else "null"
-        tail = f',"clientToken":{_compact(self.documents["clientToken"])}' if "clientToken" in self.documents else ""
         return (f'{{"previous":{previous},"current":{self.record.snapshot_json()},'
-                f'"timestamp":{self.documents["timestamp"]}{tail}}}').encode()
+                f'"timestamp":{self.record.timestamp}{self._token_json()}}}').encode()
+
+
+def _json_reusing(value: Json, tree: JsonObject, cache: dict[str, str], name: str) -> str:
+    """`value` as JSON: the record's cached JSON of `tree[name]` when `value` is that very object."""
+    if value is not None and tree.get(name) is value:
+        return _section_json(tree, cache, name)
+    return _compact(value)
+
+
+def _object_reusing(obj: JsonObject, tree: JsonObject, cache: dict[str, str]) -> str:
+    """`obj` (sections by name) as JSON, reusing the record's cached JSON of the sections it shares with `tree`."""
+    return "{" + ",".join(f"{_KEY_JSON.get(name) or _compact(name)}:{_json_reusing(value, tree, cache, name)}"
+                          for name, value in obj.items()) + "}"
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -109,6 +189,9 @@ def _reject_constant(name: str) -> float:
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# The C encoder behind `json.dumps`, made once (JSONEncoder.encode builds a new one on every call).
+_C_ENCODE = (c_make_encoder(None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, True)
+             if c_make_encoder is not None else None)
 
 
 def parse_json(payload: bytes) -> Json:
@@ -220,35 +303,47 @@ def _depth(value: Json, in_array: bool) -> int:
 
 def metadata_of(value: Json, ts: int) -> Json:
     """Metadata mirroring a value: objects recurse, arrays get one entry per element, leaves a timestamp."""
+    return _metadata(value, {"timestamp": ts})
+
+
+def _metadata(value: Json, leaf: JsonObject) -> Json:
+    """`metadata_of` with every leaf the same (never mutated) `{"timestamp": T}` object."""
     if isinstance(value, dict):
-        return {k: metadata_of(v, ts) for k, v in value.items()}
+        return {k: _metadata(v, leaf) for k, v in value.items()}
     if isinstance(value, list):
-        return [metadata_of(v, ts) for v in value]
-    return {"timestamp": ts}
+        return [_metadata(v, leaf) for v in value]
+    return leaf
 
 
 def _strip_nulls(value: JsonObject) -> JsonObject | None:
-    """A new object without null members; None when it had nulls and nothing else (nothing to insert)."""
+    """`value` without null members (itself when it has none); None when it had nulls and nothing else
+    (nothing to insert)."""
     out: JsonObject = {}
-    had_null = False
+    changed = had_null = False
     for k, v in value.items():
         if v is None:
-            had_null = True
+            changed = had_null = True
         elif isinstance(v, dict):
             child = _strip_nulls(v)
             if child is None:
-                had_null = True
+                changed = had_null = True
             else:
                 out[k] = child
+                changed = changed or child is not v
         else:
             out[k] = v
+    if not changed:
+        return value
     return None if had_null and not out else out
 
 
-def merge(state: JsonObject, meta: JsonObject, patch: JsonObject, ts: int) -> tuple[JsonObject, JsonObject]:
+def merge(state: JsonObject, meta: JsonObject, patch: JsonObject, ts: int,
+          patch_meta: JsonObject | None = None) -> tuple[JsonObject, JsonObject]:
     """Apply `patch` to one section and its metadata; returns new objects (the inputs are not modified).
 
-    An object emptied by the patch's nulls is removed; an explicitly empty object `{}` is kept.
+    An object emptied by the patch's nulls is removed; an explicitly empty object `{}` is kept. `patch_meta`,
+    when given, is `patch`'s own metadata at `ts` (the `/update/accepted` one): its subtrees are reused for
+    values stored as the patch has them.
     """
     new_state, new_meta = dict(state), dict(meta)
     for key, pv in patch.items():
@@ -259,7 +354,8 @@ def merge(state: JsonObject, meta: JsonObject, patch: JsonObject, ts: int) -> tu
         cv = new_state.get(key)
         if isinstance(pv, dict) and isinstance(cv, dict):
             child_meta = new_meta.get(key)
-            child, child_meta = merge(cv, child_meta if isinstance(child_meta, dict) else {}, pv, ts)
+            child, child_meta = merge(cv, child_meta if isinstance(child_meta, dict) else {}, pv, ts,
+                                      patch_meta[key] if patch_meta is not None else None)
             if child or not _has_null(pv):
                 new_state[key], new_meta[key] = child, child_meta
             else:
@@ -272,21 +368,18 @@ def merge(state: JsonObject, meta: JsonObject, patch: JsonObject, ts: int) -> tu
             new_meta.pop(key, None)
         else:
             new_state[key] = value
-            new_meta[key] = metadata_of(value, ts)
+            new_meta[key] = patch_meta[key] if patch_meta is not None and value is pv else metadata_of(value, ts)
     return new_state, new_meta
+
+
+def _replaces_whole(current: JsonObject, patch: JsonObject) -> bool:
+    """Whether merging `patch` into `current` gives `patch`'s content: it names every current key and holds
+    no null (a deletion) and no object (which merges or loses its nulls)."""
+    return current.keys() <= patch.keys() and not any(v is None or isinstance(v, dict) for v in patch.values())
 
 
 def _has_null(value: JsonObject) -> bool:
     return any(v is None or (isinstance(v, dict) and _has_null(v)) for v in value.values())
-
-
-def _request_metadata(value: Json, ts: int) -> Json:
-    """`/update/accepted` metadata: a timestamp for every leaf of the request, deletions (nulls) included."""
-    if isinstance(value, dict):
-        return {k: _request_metadata(v, ts) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_request_metadata(v, ts) for v in value]
-    return {"timestamp": ts}
 
 
 # -- delta -----------------------------------------------------------------------------------------
@@ -307,8 +400,9 @@ def same_value(a: Json, b: Json) -> bool:
 
 def compute_delta(desired: JsonObject, reported: JsonObject) -> JsonObject:
     """Every desired value that reported lacks or holds differently; objects recurse, keys only in reported
-    never appear."""
+    never appear. When all of `desired` is in the delta, the result is `desired` itself (its JSON is reused)."""
     out: JsonObject = {}
+    whole = True
     for key, dv in desired.items():
         if key not in reported or reported[key] is None:
             out[key] = dv
@@ -318,9 +412,14 @@ def compute_delta(desired: JsonObject, reported: JsonObject) -> JsonObject:
             child = compute_delta(dv, rv)
             if child:
                 out[key] = child
+                whole = whole and child is dv
+            else:
+                whole = False
         elif not same_value(dv, rv):
             out[key] = dv
-    return out
+        else:
+            whole = False
+    return desired if whole else out
 
 
 def delta_metadata(delta: JsonObject, desired_meta: JsonObject) -> JsonObject:
@@ -341,7 +440,14 @@ def state_bytes(state: JsonObject) -> int:
 
 
 def _compact(value: Json) -> str:
+    """Compact JSON with non-ASCII text as UTF-8 (not escaped), as AWS sends it."""
+    if _C_ENCODE is not None:
+        return "".join(_C_ENCODE(value, 0))
     return _ENCODER.encode(value)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 # -- operations ------------------------------------------------------------------------------------
@@ -356,14 +462,6 @@ def current_version(record: ShadowRecord | None, now: int) -> int:
     return record.version
 
 
-def _section_sizes(state: JsonObject, live: ShadowRecord | None, request: UpdateRequest) -> dict[str, int]:
-    """`state_bytes` per section, re-encoding only the sections the request touched."""
-    known = live.sizes if live is not None and live.sizes is not None else {}
-    touched = request.state.keys() if request.state is not None else SECTIONS
-    return {s: known[s] if s in known and s not in touched else len(_compact(state[s]).encode())
-            for s in SECTIONS if s in state}
-
-
 def apply_update(record: ShadowRecord | None, request: UpdateRequest, now: int, limits: ShadowLimits) -> UpdateResult:
     """Run an accepted-or-rejected update: version check, merge, size check, delta, response documents."""
     version = current_version(record, now)
@@ -372,6 +470,7 @@ def apply_update(record: ShadowRecord | None, request: UpdateRequest, now: int, 
     live = record if record is not None and record.exists else None
     state: JsonObject = dict(live.state) if live else {}
     meta: JsonObject = dict(live.metadata) if live else {}
+    request_meta: JsonObject = metadata_of(request.state or {}, now)  # `/update/accepted`: nulls too
     if request.state is None:
         state, meta = {}, {}
     else:
@@ -380,32 +479,37 @@ def apply_update(record: ShadowRecord | None, request: UpdateRequest, now: int, 
                 state.pop(section, None)
                 meta.pop(section, None)
                 continue
-            merged, merged_meta = merge(state.get(section, {}), meta.get(section, {}), patch, now)
+            current = state.get(section, {})
+            if _replaces_whole(current, patch):
+                merged, merged_meta = patch, request_meta[section]
+            else:
+                merged, merged_meta = merge(current, meta.get(section, {}), patch, now, request_meta[section])
+                if merged == patch:  # it holds exactly the request's values: keep the request's objects (and JSON)
+                    merged, merged_meta = patch, request_meta[section]
             if merged:
                 state[section], meta[section] = merged, merged_meta
             else:
                 state.pop(section, None)
                 meta.pop(section, None)
-    sizes = _section_sizes(state, live, request)
-    if sum(sizes.values()) > limits.max_state_bytes:
+    new = ShadowRecord(version + 1, now, state, meta)
+    if live is not None:
+        new.reuse_json(live, SECTIONS)
+    if new.state_bytes() > limits.max_state_bytes:
         raise rejection(TOO_LARGE)
-    new = ShadowRecord(version + 1, now, state, meta, sizes=sizes)
     token = request.client_token
-    accepted: JsonObject = {"state": request.state, "metadata": _request_metadata(request.state or {}, now),
-                            "version": new.version, "timestamp": now}
-    documents: JsonObject = {"previous": live.snapshot() if live else None, "current": new.snapshot(),
-                             "timestamp": now}
+    accepted: JsonObject = {"state": request.state, "metadata": request_meta, "version": new.version,
+                            "timestamp": now}
     delta_doc: JsonObject | None = None
-    delta = compute_delta(state.get("desired", {}), state.get("reported", {}))
+    desired = state.get("desired", {})
+    delta = compute_delta(desired, state.get("reported", {}))
     if delta:
         delta_doc = {"version": new.version, "timestamp": now, "state": delta,
-                     "metadata": delta_metadata(delta, meta.get("desired", {}))}
+                     "metadata": meta["desired"] if delta is desired else delta_metadata(delta, meta["desired"])}
     if token is not None:
         accepted["clientToken"] = token
-        documents["clientToken"] = token
         if delta_doc is not None:
             delta_doc["clientToken"] = token
-    return UpdateResult(new, accepted, documents, delta_doc, live)
+    return UpdateResult(new, accepted, delta_doc, live, token)
 
 
 def get_document(record: ShadowRecord | None, display_name: str, client_token: str | None, now: int) -> JsonObject:

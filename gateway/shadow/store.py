@@ -1,9 +1,9 @@
 """Durable shadow storage: SQLite (`<home>/shadows.db`, WAL) behind an in-memory map, with group commit.
 
 Reads come from memory (every record is loaded at open). `put` installs the new record in memory at once,
-so the next request on the same shadow sees it, and returns an awaitable that completes when the record
-is committed: writes queue up while a commit runs on the store's own thread and the next commit takes
-all of them in one transaction (one WAL fsync for many updates). Several writes to one shadow inside a
+so the next request on the same shadow sees it, and returns the future of the commit that will carry it:
+writes queue up while a commit runs on the store's own thread and the next commit takes all of them in one
+transaction (one WAL fsync for many updates), and one future serves all of them. Several writes to one shadow inside a
 batch collapse to the last. If a commit fails, every waiter gets the error and memory shows the affected
 shadows' last committed records again, so nothing unacknowledged stays visible (unless a newer write to
 the same shadow, built on the failed one, is already queued: it then commits both changes or fails too).
@@ -42,11 +42,10 @@ CREATE TABLE IF NOT EXISTS shadows (
     PRIMARY KEY (thing, name)
 ) WITHOUT ROWID
 """
-UPSERT = (
-    "INSERT INTO shadows (thing, name, version, updated_at, deleted_at, document) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (thing, name) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at, "
-    "deleted_at = excluded.deleted_at, document = excluded.document"
-)
+# Every column is written, so REPLACE (delete + insert of the key's row) is an upsert; in a WITHOUT ROWID table
+# it costs SQLite less than INSERT ... ON CONFLICT DO UPDATE.
+UPSERT = ("INSERT OR REPLACE INTO shadows (thing, name, version, updated_at, deleted_at, document) "
+          "VALUES (?, ?, ?, ?, ?, ?)")
 
 Row = tuple[str, str, int, int, int | None, str]
 
@@ -74,7 +73,7 @@ class ShadowStore:
         self._db: sqlite3.Connection | None = None
         self._pending: dict[ShadowKey, ShadowRecord] = {}
         self._before: dict[ShadowKey, ShadowRecord | None] = {}  # last committed record of uncommitted keys
-        self._waiters: list[asyncio.Future[None]] = []
+        self._batch: asyncio.Future[None] | None = None  # completes when the pending writes are committed
         self._drainer: asyncio.Task[None] | None = None
         self.commits = 0
         self.rows_written = 0
@@ -132,41 +131,42 @@ class ShadowStore:
     # -- writes (group commit) ---------------------------------------------------------------------
 
     def put(self, key: ShadowKey, record: ShadowRecord) -> asyncio.Future[None]:
-        """Install `record` now; the returned future completes when it is committed."""
+        """Install `record` now; the returned future completes when it is committed (ShadowStoreError if the
+        commit failed). The future is shared by every write of the same commit: await it through
+        `asyncio.shield` where the awaiting task may be cancelled."""
         if self._db is None:
             raise ShadowStoreError("the shadow store is closed")
         if key not in self._before:
             self._before[key] = self.records.get(key)
         self._install(key, record)
         self._pending[key] = record
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(fut)
-        if self._drainer is None or self._drainer.done():
-            self._drainer = loop.create_task(self._drain())
-        return fut
+        batch = self._batch
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self._batch = loop.create_future()
+            if self._drainer is None or self._drainer.done():
+                self._drainer = loop.create_task(self._drain())
+        return batch
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
-            batch, self._pending = self._pending, {}
-            waiters, self._waiters = self._waiters, []
+            rows, self._pending = self._pending, {}
+            batch, self._batch = self._batch, None
+            assert batch is not None
             try:
-                await loop.run_in_executor(self._executor, self._commit_sync, list(batch.items()))
+                await loop.run_in_executor(self._executor, self._commit_sync, list(rows.items()))
             except Exception as exc:  # every waiter must hear about any failure
-                log.error("event=shadow_commit_failed rows=%d error=%r", len(batch), exc)
-                self._settle(batch, committed=False)
-                error = ShadowStoreError(f"shadow commit failed: {exc}")
-                for fut in waiters:
-                    if not fut.done():
-                        fut.set_exception(error)
+                log.error("event=shadow_commit_failed rows=%d error=%r", len(rows), exc)
+                self._settle(rows, committed=False)
+                if not batch.done():
+                    batch.set_exception(ShadowStoreError(f"shadow commit failed: {exc}"))
                 continue
-            self._settle(batch, committed=True)
+            self._settle(rows, committed=True)
             self.commits += 1
-            self.rows_written += len(batch)
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
+            self.rows_written += len(rows)
+            if not batch.done():
+                batch.set_result(None)
 
     def _commit_sync(self, items: list[tuple[ShadowKey, ShadowRecord]]) -> None:
         db = self._db

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.shadow.errors import ShadowRejection, bad_request
 
@@ -17,9 +17,9 @@ REQUEST_FILTERS = tuple(
 )
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ShadowKey:
-    """One shadow: `name` is "" for the classic (unnamed) shadow."""
+class ShadowKey(NamedTuple):
+    """One shadow: `name` is "" for the classic (unnamed) shadow. A tuple, so hashing it (the store's maps are
+    keyed by it) and ordering it happen in C."""
 
     thing: str
     name: str = ""
@@ -49,7 +49,23 @@ def validate_key(thing: str, name: str = "") -> ShadowKey:
 
 
 def parse_request_topic(topic: str) -> tuple[ShadowKey, str]:
-    """Split a request topic into its shadow and operation; raises ShadowRejection for bad names."""
+    """Split a request topic into its shadow and operation; raises ShadowRejection for bad names.
+
+    Valid topics are remembered (a device keeps using the same few), up to `PARSED_TOPICS_MAX` of them."""
+    parsed = _parsed.get(topic)
+    if parsed is None:
+        parsed = _parse_request_topic(topic)
+        if len(_parsed) >= PARSED_TOPICS_MAX:
+            _parsed.clear()
+        _parsed[topic] = parsed
+    return parsed
+
+
+PARSED_TOPICS_MAX = 65536
+_parsed: dict[str, tuple[ShadowKey, str]] = {}
+
+
+def _parse_request_topic(topic: str) -> tuple[ShadowKey, str]:
     parts = topic.split("/")
     if len(parts) == 5 and parts[:2] == ["$aws", "things"] and parts[3] == "shadow" and parts[4] in OPERATIONS:
         return validate_key(parts[2]), parts[4]

@@ -57,6 +57,15 @@ def get_bucket(conn: sqlite3.Connection, name: str) -> Bucket:
     return Bucket(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
 
 
+def bucket_versioning(conn: sqlite3.Connection, name: str) -> str:
+    """A bucket's versioning status ("" when never set); NoSuchBucket when it does not exist. The cheap lookup
+    for object operations, which need no tags or notification settings."""
+    row = conn.execute("SELECT versioning FROM buckets WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise errors.no_such_bucket(name)
+    return str(row[0])
+
+
 def list_buckets(conn: sqlite3.Connection) -> list[Bucket]:
     names = [r[0] for r in conn.execute("SELECT name FROM buckets ORDER BY name")]
     return [get_bucket(conn, n) for n in names]
@@ -92,8 +101,8 @@ def set_bucket_field(conn: sqlite3.Connection, name: str, column: str, value: An
 
 def put_version(conn: sqlite3.Connection, v: ObjectVersion) -> tuple[ObjectVersion, list[str]]:
     """Store `v` as the new latest version; returns it (with its version id) and the files it replaced."""
-    bucket = get_bucket(conn, v.bucket)
-    v.version_id = new_version_id() if bucket.versioning == "Enabled" else NULL_VERSION
+    versioning = bucket_versioning(conn, v.bucket)
+    v.version_id = new_version_id() if versioning == "Enabled" else NULL_VERSION
     replaced: list[str] = []
     if v.version_id == NULL_VERSION:
         row = conn.execute("SELECT path FROM objects WHERE bucket = ? AND key = ? AND version_id = ?",
@@ -103,7 +112,9 @@ def put_version(conn: sqlite3.Connection, v: ObjectVersion) -> tuple[ObjectVersi
                 replaced.append(row[0])
             conn.execute("DELETE FROM objects WHERE bucket = ? AND key = ? AND version_id = ?",
                          (v.bucket, v.key, NULL_VERSION))
-    conn.execute("UPDATE objects SET is_latest = 0 WHERE bucket = ? AND key = ? AND is_latest = 1", (v.bucket, v.key))
+    if versioning:  # a bucket never versioned holds only null versions, and the key's was just removed
+        conn.execute("UPDATE objects SET is_latest = 0 WHERE bucket = ? AND key = ? AND is_latest = 1",
+                     (v.bucket, v.key))
     conn.execute(f"INSERT INTO objects ({_COLUMNS}, body) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  (v.bucket, v.key, v.version_id, int(v.delete_marker), v.size, v.etag, v.last_modified,
                   v.content_type, json.dumps(v.metadata), json.dumps(v.headers), json.dumps(v.checksums), v.parts,
@@ -115,7 +126,7 @@ def put_version(conn: sqlite3.Connection, v: ObjectVersion) -> tuple[ObjectVersi
 def get_version(conn: sqlite3.Connection, bucket: str, key: str, version_id: str | None = None,
                 with_body: bool = True) -> ObjectVersion:
     """The latest (or the given) version of a key; delete markers are returned, not raised."""
-    get_bucket(conn, bucket)
+    bucket_versioning(conn, bucket)
     cols = _COLUMNS + (", body" if with_body else "")
     if version_id is None:
         row = conn.execute(f"SELECT {cols} FROM objects WHERE bucket = ? AND key = ? AND is_latest = 1",
@@ -140,7 +151,7 @@ def _promote_newest(conn: sqlite3.Connection, bucket: str, key: str) -> None:
 def delete_object(conn: sqlite3.Connection, bucket: str, key: str, version_id: str | None,
                   now: float) -> tuple[dict[str, Any], list[str]]:
     """DeleteObject semantics; returns ({"VersionId"?, "DeleteMarker"?}, files no longer referenced)."""
-    b = get_bucket(conn, bucket)
+    versioning = bucket_versioning(conn, bucket)
     if version_id is not None:
         row = conn.execute("SELECT path, is_latest, delete_marker FROM objects WHERE bucket = ? AND key = ? AND "
                            "version_id = ?", (bucket, key, version_id)).fetchone()
@@ -153,7 +164,7 @@ def delete_object(conn: sqlite3.Connection, bucket: str, key: str, version_id: s
         if row[2]:
             result["DeleteMarker"] = True
         return result, [row[0]] if row[0] else []
-    if not b.versioning:
+    if not versioning:
         row = conn.execute("SELECT path FROM objects WHERE bucket = ? AND key = ? AND version_id = ?",
                            (bucket, key, NULL_VERSION)).fetchone()
         conn.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (bucket, key))

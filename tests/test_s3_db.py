@@ -1,0 +1,103 @@
+"""The S3 index's database thread: group commit, per-write rollback, read visibility, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.sinks.s3.db import Database
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+
+
+def put(conn: sqlite3.Connection, key: str, value: str) -> str:
+    conn.execute("INSERT INTO kv VALUES (?, ?)", (key, value))
+    return key
+
+
+def get(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM kv").fetchone()[0])
+
+
+async def test_concurrent_writes_share_commits(home: Path) -> None:
+    db = Database(home / "t.db", SCHEMA, "always", "test-db")
+    await db.open()
+    try:
+        keys = await asyncio.wait_for(asyncio.gather(*(db.write(put, f"k{i}", "v") for i in range(200))), 30)
+        assert keys == [f"k{i}" for i in range(200)]
+        assert await db.read(count) == 200
+        assert 1 <= db.commits < 200  # writes queued while a commit ran went into a shared one
+    finally:
+        await db.close()
+
+
+async def test_a_failing_write_rolls_back_alone(home: Path) -> None:
+    db = Database(home / "t.db", SCHEMA, "never", "test-db")
+    await db.open()
+    try:
+        await db.write(put, "taken", "first")
+
+        def put_twice(conn: sqlite3.Connection, key: str) -> None:
+            put(conn, key, "partial")  # undone with the savepoint when the second insert fails
+            put(conn, "taken", "again")
+
+        with pytest.raises(sqlite3.IntegrityError):  # alone in its transaction
+            await db.write(put_twice, "alone")
+        assert await db.read(get, "alone") is None
+        outcomes = await asyncio.gather(db.write(put, "a", "1"), db.write(put_twice, "b"), db.write(put, "c", "3"),
+                                        return_exceptions=True)
+        assert outcomes[0] == "a" and outcomes[2] == "c"
+        assert isinstance(outcomes[1], sqlite3.IntegrityError)
+        assert [await db.read(get, k) for k in ("a", "b", "c", "taken")] == ["1", None, "3", "first"]
+    finally:
+        await db.close()
+
+
+async def test_reads_see_acknowledged_writes_and_errors_come_back(home: Path) -> None:
+    db = Database(home / "t.db", SCHEMA, "never", "test-db")
+    await db.open()
+    try:
+        for i in range(20):
+            await db.write(put, f"k{i}", str(i))
+            assert await db.read(get, f"k{i}") == str(i)
+
+        def broken(conn: sqlite3.Connection) -> None:
+            raise LookupError("no such thing")
+
+        with pytest.raises(LookupError, match="no such thing"):
+            await db.read(broken)
+    finally:
+        await db.close()
+
+
+async def test_close_finishes_queued_writes_then_refuses_more(home: Path) -> None:
+    db = Database(home / "t.db", SCHEMA, "always", "test-db")
+    await db.open()
+    pending = [asyncio.ensure_future(db.write(put, f"k{i}", "v")) for i in range(50)]
+    await asyncio.sleep(0)  # every write is queued before close is asked for
+    await asyncio.wait_for(db.close(), 30)
+    assert [p.result() for p in pending] == [f"k{i}" for i in range(50)]
+    with pytest.raises(RuntimeError, match="not open"):
+        await db.read(count)
+    reopened = Database(home / "t.db", SCHEMA, "always", "test-db")
+    await reopened.open()
+    try:
+        assert await reopened.read(count) == 50
+    finally:
+        await reopened.close()
+
+
+async def test_open_failure_is_reported_and_stops_the_thread(home: Path) -> None:
+    db = Database(home / "missing-dir" / "t.db", SCHEMA, "always", "test-db")
+    with pytest.raises(sqlite3.OperationalError):
+        await asyncio.wait_for(db.open(), 30)
+    with pytest.raises(RuntimeError, match="not open"):
+        await db.read(count)
