@@ -6,16 +6,12 @@ disturbs a gateway that is already running. Each step prints what it shows.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import math
 import queue
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -28,7 +24,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgeloop.cli import AppContext
 from edgeloop.config import Config
-from gateway.app import Gateway
+from gateway.app import GatewayThread
 from gateway.awsapi.client import AwsClient
 from gateway.identity.registry import DeviceIdentity, Registry
 
@@ -47,43 +43,20 @@ DASHBOARD_POLICY = {
 }
 
 
-@dataclass
-class DemoGateway:
-    """A gateway running on its own event loop in a background thread."""
-
-    config: Config
-    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    gateway: Gateway | None = None
-
-    def call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+class DemoGateway(GatewayThread):
+    """The demo's gateway, with the two handles the demo steps need."""
 
     @property
     def api_client(self) -> AwsClient:
         """A signed client for the gateway's AWS-compatible API (what boto3 would be)."""
-        assert self.gateway is not None and self.gateway.api is not None
+        assert self.gateway.api is not None
         api = self.config.api
         return AwsClient(self.gateway.api.url, api.access_key, api.secret_key, self.config.aws.region)
 
     @property
     def mqtts_port(self) -> int:
-        assert self.gateway is not None and self.gateway.mqtt is not None
+        assert self.gateway.mqtt is not None
         return self.gateway.mqtt.ports["mqtts"]
-
-
-@contextmanager
-def running_gateway(config: Config) -> Iterator[DemoGateway]:
-    demo = DemoGateway(config)
-    thread = threading.Thread(target=demo.loop.run_forever, name="gateway", daemon=True)
-    thread.start()
-    demo.gateway = Gateway(config)
-    try:
-        demo.call(demo.gateway.start())
-        yield demo
-    finally:
-        demo.call(demo.gateway.stop())
-        demo.loop.call_soon_threadsafe(demo.loop.stop)
-        thread.join(10)
 
 
 class Device:
@@ -180,9 +153,8 @@ def run_demo(home: Path) -> None:
     for name, identity in identities.items():
         click.echo(f"  {name:<10} certificate {identity.certificate_id[:16]}…  -> {home / 'devices' / name}")
 
-    with running_gateway(config) as demo:
+    with DemoGateway(config) as demo:
         step("Gateway running")
-        assert demo.gateway is not None
         for line in demo.gateway.describe():
             click.echo(f"  {line}")
 
@@ -298,7 +270,7 @@ def rules_step(demo: DemoGateway, devices: dict[str, Device]) -> None:
             device.publish(f"things/{name}/telemetry", {"seq": i, "temperature": round(22 + 2 * math.cos(i + n), 2),
                                                         "battery": 90 - i})
             sent += 1
-    assert demo.gateway is not None and demo.gateway.rules is not None
+    assert demo.gateway.rules is not None
     demo.call(demo.gateway.rules.dispatcher.drain(TIMEOUT))
     demo.call(demo.gateway.services["firehose"].engine.flush("archive"))
 

@@ -6,24 +6,28 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from edgeloop.config import Config
+from gateway.admin.metrics import MetricsSource
 from gateway.awsapi.server import AwsApi
-from gateway.dispatcher import RulesService, add_rule_routes, open_rules  # rules dispatcher
+from gateway.dispatcher import RulesService, add_rule_routes, open_rules
 from gateway.identity.iot_api import IotControlPlane, add_registry_routes
 from gateway.identity.registry import Registry
-from gateway.jobs.routes import add_job_routes  # jobs + fleet provisioning
-from gateway.jobs.service import JobsService, start_jobs  # jobs + fleet provisioning
+from gateway.jobs.routes import add_job_routes
+from gateway.jobs.service import JobsService, start_jobs
 from gateway.mqtt.server import MqttService, start_mqtt
-from gateway.provisioning.routes import add_template_routes  # jobs + fleet provisioning
-from gateway.provisioning.service import ProvisioningService, start_provisioning  # jobs + fleet provisioning
+from gateway.provisioning.routes import add_template_routes
+from gateway.provisioning.service import ProvisioningService, start_provisioning
 from gateway.shadow.http import create_shadow_http_service
 from gateway.shadow.service import ShadowService, start_shadows
 from gateway.sinks.registry import SERVICE_FACTORIES
 from gateway.storage.durable import GroupSync
 
 log = logging.getLogger("edgeloop.gateway")
+T = TypeVar("T")
 
 
 def install_uvloop() -> bool:
@@ -48,10 +52,10 @@ class Gateway:
         self.mqtt: MqttService | None = None
         self.iot: IotControlPlane | None = None  # the `iot` control plane; components add their routes to it
         self.shadows: ShadowService | None = None
-        self.jobs: JobsService | None = None  # jobs + fleet provisioning
-        self.provisioning: ProvisioningService | None = None  # jobs + fleet provisioning
         self.services: dict[str, Any] = {}
-        self.rules: RulesService | None = None  # rules dispatcher
+        self.rules: RulesService | None = None
+        self.jobs: JobsService | None = None
+        self.provisioning: ProvisioningService | None = None
 
     async def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -63,44 +67,50 @@ class Gateway:
         for name, factory in SERVICE_FACTORIES.items():
             self.services[name] = await factory(self.home, self.config, self.sync, self.services)
             self.api.register(self.services[name])
-        # -- rules dispatcher: load the rules and recover the journal before the broker listens --
+        # Rules are loaded and the journal recovered before the broker listens, so the dispatcher's hook
+        # routes from the first message on.
         self.rules = await open_rules(self.config, self.services, self.sync) if self.config.rules.enabled else None
-        hooks = (self.rules.start(),) if self.rules is not None else ()  # rules dispatcher: routes from message one
+        hooks = (self.rules.start(),) if self.rules is not None else ()
         self.mqtt = await start_mqtt(self.config, self.registry, hooks=hooks)
-        if self.rules is not None:  # rules dispatcher: republish and hot reload, then serve the iot routes
-            self.rules.attach(self.mqtt.broker)
+        broker = self.mqtt.broker
+        if self.rules is not None:
+            self.rules.attach(broker)  # republish and hot reload
             add_rule_routes(self.iot, self.rules)
-        self.shadows = await start_shadows(self.config, self.mqtt.broker)
+        self.shadows = await start_shadows(self.config, broker)
         self.api.register(await create_shadow_http_service(self.home, self.config, self.sync, self.shadows))
-        # -- jobs + fleet provisioning --
         api = self.api
-        s3_endpoint = lambda: api.url if api.port else None  # noqa: E731
-        self.jobs = await start_jobs(self.config, self.registry, self.mqtt.broker, s3_endpoint)
+        self.jobs = await start_jobs(self.config, self.registry, broker, lambda: api.url if api.port else None)
         add_job_routes(self.iot, self.jobs.engine)
-        self.provisioning = await start_provisioning(self.config, self.registry, self.mqtt.broker)
+        self.provisioning = await start_provisioning(self.config, self.registry, broker)
         add_template_routes(self.iot, self.provisioning.engine.store)
-        # -- end jobs + fleet provisioning --
         await self.api.start()
 
     async def stop(self) -> None:
-        """Clean shutdown: listeners first, then services (flushing their state), then storage."""
-        if self.api is not None:
-            await self.api.stop()
-        if self.shadows is not None:
-            await self.shadows.stop()
-        if self.jobs is not None:  # jobs + fleet provisioning
-            await self.jobs.stop()
-        if self.provisioning is not None:  # jobs + fleet provisioning
-            await self.provisioning.stop()
-        if self.mqtt is not None:
-            await self.mqtt.stop()
-        if self.rules is not None:  # rules dispatcher: drain and checkpoint before the sinks stop
-            await self.rules.stop()
-        for service in reversed(list(self.services.values())):
-            await service.stop()
+        """Clean shutdown in reverse order: the API and device services, the broker, the dispatcher (drained
+        and checkpointed while the sinks are still open), the sinks, then storage."""
+        for component in (self.api, self.shadows, self.jobs, self.provisioning, self.mqtt, self.rules,
+                          *reversed(list(self.services.values()))):
+            if component is not None:
+                await component.stop()
         await self.sync.close()
         if self.registry is not None:
             self.registry.close()
+
+    def metrics_sources(self) -> dict[str, MetricsSource]:
+        """Every component's counters, by component name (what /metrics exposes)."""
+        sources: dict[str, MetricsSource] = {}
+        if self.mqtt is not None:
+            sources["mqtt"] = self.mqtt.broker.metrics.snapshot
+        if self.rules is not None:
+            sources["rules"] = self.rules.metrics
+        for name, component in (("shadows", self.shadows), ("jobs", self.jobs)):
+            if component is not None:
+                sources[name] = lambda c=component: dict(c.metrics)
+        for name, service in self.services.items():
+            metrics = service.engine.metrics
+            sources[name] = metrics if callable(metrics) else lambda m=metrics: m
+        sources["durability"] = lambda: {"fsync_batches": self.sync.batches, "fsyncs": self.sync.fsyncs}
+        return sources
 
     def describe(self) -> list[str]:
         """Human-readable lines saying where everything listens."""
@@ -134,3 +144,34 @@ async def run_gateway(config: Config, ready: asyncio.Event | None = None) -> Non
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         await gateway.stop()
+
+
+class GatewayThread:
+    """A gateway on its own event loop in a background thread, for callers that are synchronous
+    (the demo, tests driving it with paho and boto3): ``with GatewayThread(config) as gw: ...``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.gateway = Gateway(config)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="gateway", daemon=True)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """Run `coro` on the gateway's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def __enter__(self) -> GatewayThread:
+        self._thread.start()
+        try:
+            self.call(self.gateway.start())
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            self.call(self.gateway.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.identity.registry import Registry
+from tests.awsiot_helpers import open_stream, rr_options, sdk_mqtt5
 from tests.mqtt_helpers import broker_config
 from tests.test_shadow_support import ShadowGateway, running_gateway
 
@@ -36,50 +36,11 @@ def gw(home: Path, identity: tuple[Registry, dict[str, Path]]) -> Iterator[Shado
 
 @pytest.fixture
 def v2_shadow(gw: ShadowGateway, identity: tuple[Registry, dict[str, Path]]) -> Iterator[Any]:
-    from awscrt import mqtt_request_response
-    from awsiot import iotshadow, mqtt5_client_builder
+    from awsiot import iotshadow
 
     files = identity[1]
-    connected: Future[bool] = Future()
-    stopped: Future[bool] = Future()
-    client = mqtt5_client_builder.mtls_from_path(
-        endpoint="127.0.0.1", port=gw.mqtts_port, cert_filepath=str(files["certificate"]),
-        pri_key_filepath=str(files["private_key"]), ca_filepath=str(files["ca"]), client_id="crt1",
-        on_lifecycle_connection_success=lambda _e: connected.done() or connected.set_result(True),
-        on_lifecycle_connection_failure=lambda e: connected.done() or connected.set_exception(
-            RuntimeError(f"connection failed: {e.exception}")),
-        on_lifecycle_stopped=lambda _e: stopped.done() or stopped.set_result(True),
-    )
-    client.start()
-    try:
-        connected.result(TIMEOUT)
-        options = mqtt_request_response.ClientOptions(
-            max_request_response_subscriptions=4, max_streaming_subscriptions=4, operation_timeout_in_seconds=TIMEOUT)
-        yield iotshadow.IotShadowClientV2(client, options)
-    finally:
-        client.stop()
-        stopped.result(TIMEOUT)
-
-
-def _open_stream(factory: Any, request: Any) -> tuple[Any, queue.Queue[Any]]:
-    """Open a streaming operation (it lives as long as the client) and wait for its subscription."""
-    import awsiot
-    from awscrt import mqtt_request_response
-
-    events: queue.Queue[Any] = queue.Queue()
-    established: Future[bool] = Future()
-
-    def on_status(event: Any) -> None:
-        kind = mqtt_request_response.SubscriptionStatusEventType
-        if event.type == kind.SUBSCRIPTION_ESTABLISHED and not established.done():
-            established.set_result(True)
-        elif event.type == kind.SUBSCRIPTION_HALTED and not established.done():
-            established.set_exception(RuntimeError(f"stream subscription halted: {event.error}"))
-
-    stream = factory(request, awsiot.ServiceStreamOptions(events.put, subscription_status_listener=on_status))
-    stream.open()
-    established.result(TIMEOUT)
-    return stream, events
+    with sdk_mqtt5(gw.mqtts_port, files["certificate"], files["private_key"], files["ca"], "crt1") as client:
+        yield iotshadow.IotShadowClientV2(client, rr_options())
 
 
 def test_v2_client_full_cycle_over_mqtt5(v2_shadow: Any) -> None:
@@ -91,9 +52,9 @@ def test_v2_client_full_cycle_over_mqtt5(v2_shadow: Any) -> None:
     assert info.value.modeled_error.code == 404
     assert info.value.modeled_error.message == "No shadow exists with name: 'crt1'"
 
-    _delta_stream, deltas = _open_stream(v2_shadow.create_shadow_delta_updated_stream,
+    _delta_stream, deltas = open_stream(v2_shadow.create_shadow_delta_updated_stream,
                                          iotshadow.ShadowDeltaUpdatedSubscriptionRequest(thing_name="crt1"))
-    _docs_stream, documents = _open_stream(v2_shadow.create_shadow_updated_stream,
+    _docs_stream, documents = open_stream(v2_shadow.create_shadow_updated_stream,
                                            iotshadow.ShadowUpdatedSubscriptionRequest(thing_name="crt1"))
     state = iotshadow.ShadowState(desired={"color": "red"}, reported={"color": "blue"})
     accepted = v2_shadow.update_shadow(iotshadow.UpdateShadowRequest(thing_name="crt1", state=state)).result(
