@@ -11,7 +11,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from edgeloop.config import Config
-from gateway.admin.metrics import MetricsSource
+from gateway.admin.metrics import MetricsSource, is_scrape, metrics_handler
 from gateway.awsapi.server import AwsApi
 from gateway.dispatcher import RulesService, add_rule_routes, open_rules
 from gateway.identity.iot_api import IotControlPlane, add_registry_routes
@@ -61,6 +61,7 @@ class Gateway:
         self.home.mkdir(parents=True, exist_ok=True)
         self.registry = Registry.open(self.config)
         self.api = AwsApi(self.config)
+        self.api.add_route(is_scrape, metrics_handler(self.metrics_sources))
         self.iot = IotControlPlane()
         add_registry_routes(self.iot, self.registry, self.config)
         self.api.register(self.iot)

@@ -83,3 +83,42 @@ def test_acks_wait_for_the_batch_on_disk_and_a_backlog_goes_out_in_several_order
         actions = gw.rules.metrics()["rules"]["backlog"]["actions"]["kinesis#0"]
     assert got == list(range(total))
     assert actions["dispatched"] == total and actions["failed"] == 0
+
+
+_FAILING_COMMIT = """
+import resource, signal, sys
+from pathlib import Path
+from gateway.dispatcher.journal import Journal
+from gateway.dispatcher.record import JournalRecord
+
+journal = Journal(Path(sys.argv[1]))
+journal.open()
+def append(n):
+    for _ in range(n):
+        seq = journal.allocate()
+        journal.append(JournalRecord(seq, seq, 1, "t/x", b"x" * 100, ("r",)))
+append(5)
+journal.writer.commit()
+good = journal.writer.size
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (good + 300, resource.RLIM_INFINITY))  # room for about two records
+append(5)
+try:
+    journal.writer.commit()
+except OSError as exc:
+    print("failed", exc.errno, journal.writer.size == good)
+"""
+
+
+def test_a_failed_commit_leaves_no_partial_frame(tmp_path: Path) -> None:
+    """The file size limit makes the batch's write stop part-way: the segment is cut back to the last commit."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _FAILING_COMMIT, str(tmp_path)], capture_output=True, text=True,
+                            timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "failed" and result.stdout.split()[2] == "True"
+    segment = sorted(tmp_path.glob("seg-*.log"))[-1]
+    assert _on_disk(segment) == [1, 2, 3, 4, 5]
+    assert read_frames(segment.read_bytes())[1] == segment.stat().st_size  # no torn tail

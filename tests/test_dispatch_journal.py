@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -150,3 +151,15 @@ def test_a_damaged_checkpoint_replays_everything(tmp_path: Path) -> None:
     journal.close()
     (tmp_path / "checkpoint").write_text("{not json")
     assert [r.seq for r in Journal(tmp_path).open().pending] == [1, 2, 3]
+
+
+def test_concurrent_checkpoint_writes_never_collide_or_move_back(tmp_path: Path) -> None:
+    """A cancelled checkpointer's thread may still be writing when shutdown writes the last checkpoint."""
+    journal = Journal(tmp_path)
+    journal.open()
+    _fill(journal, 200)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(journal.write_checkpoint, random.Random(7).sample(range(1, 201), 200)))
+    assert journal.checkpointed == 200
+    journal.close()
+    assert Journal(tmp_path).open().checkpoint == 200

@@ -52,6 +52,7 @@ _AUTH_CODES: dict[str, dict[str, tuple[str, int]]] = {
 }
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RouteMatch = Callable[[web.Request], bool]
 
 
 def auth_error(service: str, exc: sigv4.SignatureError) -> AwsError:
@@ -99,7 +100,7 @@ class AwsApi:
         self._services: list[AwsService] = []
         self._by_target: dict[str, AwsService] = {}
         self._by_signing_name: dict[str, AwsService] = {}
-        self._prefix_routes: list[tuple[str, RouteHandler]] = []
+        self._extra_routes: list[tuple[RouteMatch, RouteHandler]] = []
         self._secrets = {config.api.access_key: config.api.secret_key}
         self._request_ids = RequestIds()
         self._runner: web.ServerRunner | None = None
@@ -122,9 +123,10 @@ class AwsApi:
         self._by_signing_name[service.signing_name] = service
         self._services.append(service)
 
-    def add_prefix_route(self, prefix: str, handler: RouteHandler) -> None:
-        """Serve every path under `prefix` (e.g. the admin API) with `handler`, which does its own auth."""
-        self._prefix_routes.append((prefix, handler))
+    def add_route(self, match: RouteMatch, handler: RouteHandler) -> None:
+        """Serve the requests `match` accepts with `handler` (it does its own auth), ahead of the AWS services.
+        Handlers get aiohttp's low-level request: route on `request.path`, there is no `match_info`."""
+        self._extra_routes.append((match, handler))
 
     async def start(self) -> int:
         api = self.config.api
@@ -178,8 +180,8 @@ class AwsApi:
         return self._by_signing_name.get("s3")  # unsigned requests are S3's (anonymous / browser) by AWS habit
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        for prefix, handler in self._prefix_routes:
-            if request.path.startswith(prefix):
+        for match, handler in self._extra_routes:
+            if match(request):
                 return await handler(request)
         request_id = self._request_ids.next()
         service = self._route(request)

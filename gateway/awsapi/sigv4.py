@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, unquote
@@ -82,7 +82,7 @@ def canonical_request(
     raw_path: str,
     raw_query: str,
     headers: Mapping[str, str],
-    signed_headers: list[str],
+    signed_headers: Sequence[str],
     payload_hash: str,
     service: str,
     exclude_query: str | None = None,
@@ -93,7 +93,7 @@ def canonical_request(
     return "\n".join([*lines, "", ";".join(signed_headers), payload_hash])
 
 
-def _header_values(headers: Mapping[str, str], names: list[str]) -> list[str]:
+def _header_values(headers: Mapping[str, str], names: Sequence[str]) -> list[str]:
     """The value of each lower-case header name (the last one sent when repeated, "" when absent)."""
     getall = getattr(headers, "getall", None)
     if getall is not None:  # a case-insensitive multidict (aiohttp's request headers): no copy needed
@@ -138,11 +138,11 @@ def credential_of(headers: Mapping[str, str], query: Mapping[str, str]) -> Crede
 
 
 @lru_cache(maxsize=64)
-def _parse_authorization(auth: str) -> tuple[Credential, list[str], str]:
+def _parse_authorization(auth: str) -> tuple[Credential, tuple[str, ...], str]:
     """(credential, signed header names, signature) of an Authorization header. Cached: the server routes a
     request by its credential scope, then verifies it, and both read the same header."""
     fields = _auth_fields(auth)
-    return parse_credential(fields["Credential"]), fields["SignedHeaders"].split(";"), fields["Signature"]
+    return parse_credential(fields["Credential"]), tuple(fields["SignedHeaders"].split(";")), fields["Signature"]
 
 
 def _auth_fields(auth: str) -> dict[str, str]:
@@ -199,7 +199,7 @@ def verify(
         if query.get("X-Amz-Algorithm") != ALGORITHM:
             raise SignatureError("malformed", "X-Amz-Algorithm must be AWS4-HMAC-SHA256")
         credential = parse_credential(query.get("X-Amz-Credential", ""))
-        signed = query.get("X-Amz-SignedHeaders", "host").split(";")
+        signed = tuple(query.get("X-Amz-SignedHeaders", "host").split(";"))
         provided = query["X-Amz-Signature"]
         amz_date = query.get("X-Amz-Date", "")
         when = _amz_timestamp(amz_date)

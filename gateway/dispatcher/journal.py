@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import struct
+import threading
 import weakref
 import zlib
 from collections.abc import Iterator
@@ -85,6 +86,7 @@ class SegmentWriter:
         # Raw (unbuffered) file, so a commit is exactly one write(2).
         self.file: BinaryIO = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the segment is the newest
         self.size = os.fstat(self.file.fileno()).st_size  # committed + queued bytes
+        self._committed = self.size
         self._queued: list[bytes] = []
         self._sync_fd = os.dup(self.file.fileno())
         weakref.finalize(self, os.close, self._sync_fd)
@@ -101,15 +103,26 @@ class SegmentWriter:
         return bool(self._queued)
 
     def commit(self) -> None:
-        """Write every queued frame to the kernel, in one system call (short writes are continued)."""
+        """Write every queued frame to the kernel, in one system call (short writes are continued).
+
+        If the write fails (disk full, I/O error) the file is cut back to the last commit, so no partial frame
+        sits between good records, and the error propagates: the records of this batch are not acknowledged.
+        """
         queued = self._queued
         if not queued:
             return
         self._queued = []
         data = memoryview(b"".join(queued))
-        while data:
-            written = self.file.write(data)
-            data = data[written or 0:]
+        try:
+            while data:
+                written = self.file.write(data)
+                data = data[written or 0:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.file.fileno(), self._committed)
+            self.size = self._committed
+            raise
+        self._committed = self.size
 
     def flush(self) -> None:
         """GroupSync's hook (any thread): nothing is buffered in user space once committed."""
@@ -146,6 +159,9 @@ class Journal:
         self.checkpointed = 0
         self.writer: SegmentWriter | None = None
         self._segments: list[tuple[int, Path]] = []  # (first seq, path), oldest first; the last is `writer`
+        # One checkpoint write at a time: a cancelled checkpointer's thread may still be writing when the
+        # final checkpoint of a shutdown starts (both use the same temporary file).
+        self._checkpoint_lock = threading.Lock()
         self.metrics: dict[str, int] = {"journal_appended": 0, "journal_bytes": 0, "journal_segments_deleted": 0,
                                         "journal_torn_bytes": 0, "journal_recovered": 0}
 
@@ -251,10 +267,14 @@ class Journal:
     # -- checkpointing (worker thread) -----------------------------------------------------------
 
     def write_checkpoint(self, seq: int) -> None:
-        """Record that every record up to `seq` was dispatched, then delete the segments it covers."""
-        atomic_write(self.directory / CHECKPOINT_FILE, json.dumps({"seq": seq}).encode())
-        self.checkpointed = seq
-        self.delete_covered(seq)
+        """Record that every record up to `seq` was dispatched, then delete the segments it covers.
+        Thread-safe; a checkpoint never moves back (an older `seq` arriving late is ignored)."""
+        with self._checkpoint_lock:
+            if seq <= self.checkpointed:
+                return
+            atomic_write(self.directory / CHECKPOINT_FILE, json.dumps({"seq": seq}).encode())
+            self.checkpointed = seq
+            self.delete_covered(seq)
 
     def delete_covered(self, seq: int) -> None:
         """Delete every segment (but the newest) whose records all have ``seq <= seq``."""

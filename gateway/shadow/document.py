@@ -77,14 +77,16 @@ class ShadowRecord:
         """`snapshot()` as compact JSON, encoded once per record (the store and `/update/documents` share it)."""
         encoded = self.encoded
         if encoded is None:
-            encoded = (f'{{"state":{_object_json(self.state, self.state_json)},'
-                       f'"metadata":{_object_json(self.metadata, self.metadata_json)},"version":{self.version}}}')
+            state = _object_reusing(self.state, self.state, self.state_json)
+            meta = _object_reusing(self.metadata, self.metadata, self.metadata_json)
+            encoded = f'{{"state":{state},"metadata":{meta},"version":{self.version}}}'
             self.encoded = encoded
         return encoded
 
     def state_bytes(self) -> int:
         """The size AWS limits: desired and reported as compact UTF-8 JSON, metadata excluded."""
-        return sum(_utf8_len(_section_json(self.state, self.state_json, s)) for s in SECTIONS if s in self.state)
+        state, cache = self.state, self.state_json
+        return sum([_utf8_len(_section_json(state, cache, s)) for s in SECTIONS if s in state])
 
     def reuse_json(self, older: ShadowRecord, sections: Iterable[str]) -> None:
         """Take `older`'s cached JSON of `sections`, which this record shares with it unchanged."""
@@ -100,12 +102,6 @@ def _section_json(tree: JsonObject, cache: dict[str, str], name: str) -> str:
     if text is None:
         text = cache[name] = _compact(tree[name])
     return text
-
-
-def _object_json(tree: JsonObject, cache: dict[str, str]) -> str:
-    """`tree` (desired/reported sections) as compact JSON, from the cached JSON of each section."""
-    return "{" + ",".join(f'{_KEY_JSON.get(name) or _compact(name)}:{_section_json(tree, cache, name)}'
-                          for name in tree) + "}"
 
 
 _KEY_JSON = {name: f'"{name}"' for name in ("desired", "reported")}
@@ -176,8 +172,8 @@ def _json_reusing(value: Json, tree: JsonObject, cache: dict[str, str], name: st
 
 def _object_reusing(obj: JsonObject, tree: JsonObject, cache: dict[str, str]) -> str:
     """`obj` (sections by name) as JSON, reusing the record's cached JSON of the sections it shares with `tree`."""
-    return "{" + ",".join(f"{_KEY_JSON.get(name) or _compact(name)}:{_json_reusing(value, tree, cache, name)}"
-                          for name, value in obj.items()) + "}"
+    return "{" + ",".join([f"{_KEY_JSON.get(name) or _compact(name)}:{_json_reusing(value, tree, cache, name)}"
+                           for name, value in obj.items()]) + "}"
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -375,7 +371,10 @@ def merge(state: JsonObject, meta: JsonObject, patch: JsonObject, ts: int,
 def _replaces_whole(current: JsonObject, patch: JsonObject) -> bool:
     """Whether merging `patch` into `current` gives `patch`'s content: it names every current key and holds
     no null (a deletion) and no object (which merges or loses its nulls)."""
-    return current.keys() <= patch.keys() and not any(v is None or isinstance(v, dict) for v in patch.values())
+    for value in patch.values():
+        if value is None or isinstance(value, dict):
+            return False
+    return current.keys() <= patch.keys()
 
 
 def _has_null(value: JsonObject) -> bool:

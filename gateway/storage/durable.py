@@ -1,8 +1,9 @@
 """Group-commit fsync: many writers, one fsync per batch, off the event loop.
 
 Writers append to their files themselves (buffered writes are cheap), then ``await syncer.sync(f)``.
-Concurrent requests are coalesced: while one fsync batch runs in a worker thread, new requests queue
-up and are served by the next batch, so N concurrent acknowledgements cost about one fsync per file.
+Concurrent requests are coalesced: while one fsync batch runs on the syncer's own thread, new requests
+queue up and are served by the next batch, so N concurrent acknowledgements cost about one fsync per
+file. A dedicated thread fed by a queue costs less per batch than a hop through the default executor.
 
 Policies (config ``durability.fsync``):
 - ``always``: ``sync`` returns only after the data is on disk (the default; what "acknowledged" means).
@@ -15,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +38,8 @@ class GroupSync:
         self._pending: dict[int, tuple[Flushable, list[asyncio.Future[None]]]] = {}
         self._running: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._jobs: queue.SimpleQueue[tuple[list[Flushable], asyncio.Future[None]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self.batches = 0
         self.fsyncs = 0
 
@@ -61,7 +66,7 @@ class GroupSync:
             batch, self._pending = self._pending, {}
             files = [f for f, _ in batch.values()]
             try:
-                await asyncio.to_thread(_flush_and_fsync, files)
+                await self._in_thread(files)
             except (OSError, ValueError) as exc:  # ValueError: a file was closed while its sync was pending
                 for _, futs in batch.values():
                     for fut in futs:
@@ -74,6 +79,25 @@ class GroupSync:
                 for fut in futs:
                     if not fut.done():
                         fut.set_result(None)
+
+    def _in_thread(self, files: list[Flushable]) -> asyncio.Future[None]:
+        """fsync `files` on the syncer's thread (started on first use)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name="groupsync", daemon=True)
+            self._thread.start()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._jobs.put((files, done))
+        return done
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            files, done = job
+            try:
+                _flush_and_fsync(files)
+            except (OSError, ValueError) as exc:
+                done.get_loop().call_soon_threadsafe(_settle, done, exc)
+            else:
+                done.get_loop().call_soon_threadsafe(_settle, done, None)
 
     async def _tick(self) -> None:
         while self._pending:
@@ -89,6 +113,18 @@ class GroupSync:
         if self._running is not None:
             await self._running
         await self._drain()
+        if self._thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+
+def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
+    if not done.done():
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
 
 
 def _flush_and_fsync(files: list[Flushable]) -> None:
