@@ -37,11 +37,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # bench/sinks.py holds the shared load machinery (client processes, CPU accounting); this file sits next to it.
-from sinks import CLK_TCK, Server, Step, boto3_client, progress, run_load, stop_process
+from sinks import (
+    CLK_TCK,
+    S3_OBJECT,
+    S3_SEED_KEYS,
+    Server,
+    Step,
+    boto3_client,
+    progress,
+    run_load,
+    s3_get_step,
+    s3_put_step,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-S3_OBJECT = b"x" * 1024
-S3_SEED_KEYS = 100
 SQS_BODY = "z" * 256
 BUCKET = "bench"
 QUEUE = "bench"
@@ -60,33 +70,8 @@ finally:
 """
 
 
-def s3_put(endpoint: str) -> Step:
-    """One put_object of 1 KiB under a unique key: 1 request."""
-    client = boto3_client("s3", endpoint)
-    client.head_bucket(Bucket=BUCKET)
-    prefix = f"{os.getpid()}-{os.urandom(4).hex()}"
-    count = [0]
-
-    def step() -> int:
-        client.put_object(Bucket=BUCKET, Key=f"{prefix}/{count[0]}", Body=S3_OBJECT)
-        count[0] += 1
-        return 1
-
-    return step
-
-
-def s3_get(endpoint: str) -> Step:
-    """One get_object of a seeded 1 KiB object: 1 request."""
-    client = boto3_client("s3", endpoint)
-    client.head_bucket(Bucket=BUCKET)
-    count = [int.from_bytes(os.urandom(2), "big")]
-
-    def step() -> int:
-        client.get_object(Bucket=BUCKET, Key=f"seed/{count[0] % S3_SEED_KEYS}")["Body"].read()
-        count[0] += 1
-        return 1
-
-    return step
+s3_put = partial(s3_put_step, bucket=BUCKET)  # one put_object of 1 KiB under a unique key: 1 request
+s3_get = partial(s3_get_step, bucket=BUCKET)  # one get_object of a seeded 1 KiB object: 1 request
 
 
 def _queue_url(client: Any) -> str:
