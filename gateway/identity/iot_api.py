@@ -20,10 +20,10 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from edgeloop.config import Config
+from edgeloop.errors import EdgeloopError
 from gateway.awsapi.errors import AwsError
 from gateway.awsapi.service import RequestContext, json_response, rest_json_error_response
 from gateway.identity.awserrors import InvalidRequest, aws_error
-from gateway.identity.errors import IdentityError
 from gateway.identity.registry import Registry
 from gateway.identity.store import Page
 from gateway.storage.durable import GroupSync
@@ -86,7 +86,9 @@ class IotControlPlane:
             )
             try:
                 result = await asyncio.to_thread(handler, params)
-            except IdentityError as exc:
+            except AwsError:
+                raise
+            except EdgeloopError as exc:  # every component's errors carry `aws_code` / `http_status`
                 status, code = aws_error(exc)
                 raise AwsError(code, str(exc), status, sender=status < 500) from exc
             return json_response(result or {}, "application/json")

@@ -8,19 +8,6 @@ from typing import Any
 from gateway.awsapi.errors import AwsError
 from gateway.identity.iot_api import IotControlPlane, Params
 from gateway.jobs.engine import JobsEngine
-from gateway.jobs.errors import JobsError
-
-
-def _aws(handler: Callable[[Params], dict[str, Any] | None]) -> Callable[[Params], dict[str, Any] | None]:
-    """Turn jobs errors into AWS errors with their code and status (boto3 raises the modelled exception)."""
-
-    def wrapped(params: Params) -> dict[str, Any] | None:
-        try:
-            return handler(params)
-        except JobsError as exc:
-            raise AwsError(exc.aws_code, str(exc), exc.http_status, sender=exc.http_status < 500) from exc
-
-    return wrapped
 
 
 def add_job_routes(iot: IotControlPlane, engine: JobsEngine) -> None:
@@ -52,7 +39,7 @@ def add_job_routes(iot: IotControlPlane, engine: JobsEngine) -> None:
             p.path["jobId"], p.path["thingName"], _int(p.path["executionNumber"]), p.flag("force"))),
     ]
     for method, template, handler in routes:
-        iot.add_route(method, template, _aws(handler))
+        iot.add_route(method, template, handler)
 
 
 def _int(text: str) -> int:

@@ -5,20 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.awsapi.errors import AwsError
 from gateway.identity.iot_api import IotControlPlane, Params
-from gateway.provisioning.errors import ProvisioningError
 from gateway.provisioning.store import ProvisioningStore
-
-
-def _aws(handler: Callable[[Params], dict[str, Any] | None]) -> Callable[[Params], dict[str, Any] | None]:
-    def wrapped(params: Params) -> dict[str, Any] | None:
-        try:
-            return handler(params)
-        except ProvisioningError as exc:
-            raise AwsError(exc.aws_code, str(exc), exc.http_status, sender=exc.http_status < 500) from exc
-
-    return wrapped
 
 
 def add_template_routes(iot: IotControlPlane, store: ProvisioningStore) -> None:
@@ -32,4 +20,4 @@ def add_template_routes(iot: IotControlPlane, store: ProvisioningStore) -> None:
         ("DELETE", "/provisioning-templates/{templateName}", lambda p: store.delete(p.path["templateName"])),
     ]
     for method, template, handler in routes:
-        iot.add_route(method, template, _aws(handler))
+        iot.add_route(method, template, handler)
