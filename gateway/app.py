@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -134,6 +135,7 @@ async def run_gateway(config: Config, ready: asyncio.Event | None = None) -> Non
         loop.add_signal_handler(sig, stop.set)
     try:
         await gateway.start()
+        gc.freeze()  # start-up objects live forever: keep them out of every later full collection
         for line in gateway.describe():
             print(line, flush=True)
         print("gateway ready", flush=True)

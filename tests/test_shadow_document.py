@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from gateway.shadow import document as d
 from gateway.shadow.document import ShadowLimits, ShadowRecord
 from gateway.shadow.errors import ShadowRejection
+from gateway.shadow.topics import ShadowKey, parse_request_topic
 
 LIMITS = ShadowLimits()
 T0, T1, T2 = 1_700_000_000, 1_700_000_100, 1_700_000_200
@@ -403,3 +404,26 @@ def test_cached_section_json_matches_the_state(requests: list[dict[str, Any]]) -
 @given(values | sections)
 def test_encode_is_compact_utf8_json(value: Any) -> None:
     assert d.encode(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# -- topics ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("topic", "key", "operation"), [
+    ("$aws/things/dev-1/shadow/update", ShadowKey("dev-1"), "update"),
+    ("$aws/things/t:1/shadow/name/$cfg/get", ShadowKey("t:1", "$cfg"), "get"),
+    ("$aws/things/t/shadow/name/n/delete", ShadowKey("t", "n"), "delete"),
+])
+def test_request_topics_parse_the_same_every_time(topic: str, key: ShadowKey, operation: str) -> None:
+    assert parse_request_topic(topic) == (key, operation)
+    assert parse_request_topic(topic) == (key, operation), "a remembered topic parses the same"
+    assert key.topic(operation, "accepted") == f"{topic}/accepted"
+
+
+@pytest.mark.parametrize("topic", ["$aws/things/a b/shadow/update", "$aws/things/t/shadow/name/x y/get",
+                                   "$aws/things/t/shadow/upsert", "$aws/things/t/shadow/name/n"])
+def test_bad_request_topics_are_rejected_every_time(topic: str) -> None:
+    for _ in range(2):
+        with pytest.raises(ShadowRejection) as info:
+            parse_request_topic(topic)
+        assert info.value.code == 400

@@ -61,7 +61,7 @@ def parse_request_topic(topic: str) -> tuple[ShadowKey, str]:
     return parsed
 
 
-PARSED_TOPICS_MAX = 65536
+PARSED_TOPICS_MAX = 8192
 _parsed: dict[str, tuple[ShadowKey, str]] = {}
 
 
