@@ -15,7 +15,7 @@ a full collection pauses the loop for tens of milliseconds once the heap is larg
     python bench/rules_e2e.py --no-rule                # the broker alone (QoS 1 acks), for comparison
     python bench/rules_e2e.py --no-rule --null-hook    # the broker plus a hook whose awaitable is already done
     python bench/rules_e2e.py --dispatcher-only        # no MQTT: on_publish -> journal -> rule -> Kinesis
-    python bench/rules_e2e.py --gc-freeze              # what-if: gc.freeze() once the gateway has started
+    python bench/rules_e2e.py --no-gc-freeze           # without the gc.freeze() `edgeloop gateway run` does
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class GcWatch:
 
 
 def _after_start(args: argparse.Namespace) -> None:
-    if args.gc_freeze:  # what a long-running gateway could do once start-up allocations are done
+    if not args.no_gc_freeze:  # as `edgeloop gateway run` (gateway.app.run_gateway) does once started
         gc.freeze()
 
 
@@ -294,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rule", action="store_true", help="no rule: the broker's QoS 1 path alone")
     parser.add_argument("--null-hook", action="store_true", help="add a hook returning a finished future")
     parser.add_argument("--dispatcher-only", action="store_true", help="no MQTT: call the dispatcher's hook")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="what-if: gc.freeze() after start-up, so full collections skip start-up objects")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="skip the gc.freeze() after start-up that `edgeloop gateway run` does")
     args = parser.parse_args(argv)
 
     ctx = mp.get_context("spawn")
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "broker only (no rule)" if args.no_rule else f"rule -> kinesis, journal fsync={args.fsync}"
     mode += " + null hook" if args.null_hook else ""
     mode = f"dispatcher only (no MQTT), journal fsync={args.fsync}" if args.dispatcher_only else mode
-    mode += ", gc.freeze() after start" if args.gc_freeze else ""
+    mode += ", no gc.freeze()" if args.no_gc_freeze else ""
     print(f"rules_e2e: {mode}; {args.publishers} publishers x window {args.window}, {args.shards} shards, "
           f"{args.seconds:.0f} s, uvloop={uv}, cpus={os.cpu_count()}")
     print(f"{'metric':<24}{'value':>12}")

@@ -122,3 +122,36 @@ def test_a_failed_commit_leaves_no_partial_frame(tmp_path: Path) -> None:
     segment = sorted(tmp_path.glob("seg-*.log"))[-1]
     assert _on_disk(segment) == [1, 2, 3, 4, 5]
     assert read_frames(segment.read_bytes())[1] == segment.stat().st_size  # no torn tail
+
+
+def test_rounds_overlap_and_keep_journal_order(home: Path) -> None:
+    """SQS: bursts one loop iteration apart each become a round whose SendMessageBatch calls are issued while
+    earlier rounds still wait for their durable commit. The in-process engine hands out a standard queue's
+    never-received messages in the order they were sent, which makes the send order visible: journal order."""
+    bursts, per_burst = 12, 150
+    with running_gateway(home, **{"durability.fsync": "always"}) as gw:
+        url = gw.client("sqs").create_queue(QueueName="rounds")["QueueUrl"]
+        gw.client("iot").create_topic_rule(ruleName="rounds", topicRulePayload=rule_payload(
+            "SELECT n FROM 'rd/+'", {"sqs": {"roleArn": ROLE, "queueUrl": url}}))
+        dispatcher = gw.rules.dispatcher
+        engine = gw.gateway.services["sqs"].engine
+
+        async def publish_in_bursts_and_receive() -> tuple[int, list[int]]:
+            most = 0
+            waits = []
+            for b in range(bursts):
+                waits += [dispatcher.on_publish(Message("rd/a", json.dumps({"n": b * per_burst + i}).encode(), 1))
+                          for i in range(per_burst)]
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                most = max(most, len(dispatcher.lanes["rounds"].rounds))
+            await asyncio.wait_for(asyncio.gather(*{w for w in waits if w is not None}), 20)
+            assert await dispatcher.drain(20)
+            received: list[int] = []
+            while batch := await engine.receive_message(url, 10, 0):
+                received += [json.loads(m["Body"])["n"] for m in batch]
+            return most, received
+
+        most_in_flight, received = gw.call(publish_in_bursts_and_receive(), 60)
+    assert most_in_flight >= 2
+    assert received == list(range(bursts * per_burst))

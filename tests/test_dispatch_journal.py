@@ -163,3 +163,14 @@ def test_concurrent_checkpoint_writes_never_collide_or_move_back(tmp_path: Path)
     assert journal.checkpointed == 200
     journal.close()
     assert Journal(tmp_path).open().checkpoint == 200
+
+
+def test_a_record_gives_the_rules_engine_every_field() -> None:
+    props = MqttProperties((("k", "v"),), "application/json", 1, "reply/to", b"\x01\x02", 30)
+    record = JournalRecord(9, 1700000000123, 1, "a/b", b"{}", ("r",), "client-1", "cert-id", "trace-1", props)
+    ctx = record.context("123456789012")
+    assert (ctx.topic, ctx.payload, ctx.client_id, ctx.principal, ctx.trace_id, ctx.timestamp_ms, ctx.account_id,
+            ctx.source_ip) == ("a/b", b"{}", "client-1", "cert-id", "trace-1", 1700000000123, "123456789012", None)
+    assert (ctx.user_properties, ctx.content_type, ctx.payload_format_indicator, ctx.response_topic,
+            ctx.correlation_data, ctx.message_expiry_s) == ((("k", "v"),), "application/json", 1, "reply/to",
+                                                            b"\x01\x02", 30)

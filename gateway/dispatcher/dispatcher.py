@@ -2,14 +2,18 @@
 
 - ``on_publish`` (the broker hook) routes a message through the RuleIndex. QoS >= 1 matches are appended
   to the journal and the returned awaitable (which the broker awaits before PUBACK/PUBREC) makes them
-  durable; QoS 0 matches skip the journal (best effort, counted).
-- Every rule has a lane: a FIFO of messages and one worker. A worker takes up to ``batch_size`` messages,
-  evaluates the rule on each, and ships the actions grouped by target (Kinesis PutRecords, Firehose
-  PutRecordBatch, SQS SendMessageBatch, S3 and republish in order per key/topic), retrying throttling and
-  transient errors with exponential backoff and jitter. An action that still fails, or fails permanently,
-  goes to the rule's errorAction (one document per message with every failure); without one, or if the
-  errorAction fails too, the message goes to the dead-letter file. Nothing blocks a lane for longer than
-  the bounded retries.
+  durable: one shared future per fsync batch, whose records are written with one system call when the batch
+  starts. QoS 0 matches skip the journal (best effort, counted).
+- Every rule has a lane: a FIFO of messages and one worker. A worker takes its backlog (up to
+  ``batch_size`` messages) as a round, evaluates the rule on each, and ships the actions grouped by target
+  (Kinesis PutRecords, Firehose PutRecordBatch, SQS SendMessageBatch, S3 and republish in order per
+  key/topic), retrying throttling and transient errors with exponential backoff and jitter. When every
+  call of a round goes to a target that applies calls in the order they are made (the in-process Kinesis
+  and SQS engines), the worker issues the calls and moves on to the next round while they complete, so
+  rounds overlap instead of each waiting for the previous one's durable commit. An action that still
+  fails, or fails permanently, goes to the rule's errorAction (one document per message with every
+  failure); without one, or if the errorAction fails too, the message goes to the dead-letter file.
+  Nothing blocks a lane for longer than the bounded retries.
 - A message is finished when every rule it matched is done with it; the contiguous finished prefix is the
   watermark written to the journal checkpoint, which lets fully dispatched segments be deleted.
 """
@@ -22,7 +26,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +74,19 @@ class Job:
             self.error = message
 
 
+@dataclass(slots=True, eq=False)
+class Round:
+    """One round of a lane: the messages taken, every invocation (journal order), the groups to send."""
+
+    rule: TopicRule
+    batch: list[Pending]
+    jobs: list[Job]
+    groups: list[list[Job]]
+
+
+MAX_ROUNDS_IN_FLIGHT = 8  # per lane, when rounds overlap (order-keeping targets)
+
+
 @dataclass(eq=False)
 class Lane:
     """A rule's FIFO of messages and its worker."""
@@ -81,6 +98,7 @@ class Lane:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     room: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    rounds: set[asyncio.Task[None]] = field(default_factory=set)  # rounds whose calls are still in flight
 
     def __post_init__(self) -> None:
         self.room.set()
@@ -173,6 +191,7 @@ class Dispatcher:
         if self._ack_tasks:  # acknowledgements still waiting for their fsync (or for room in a full lane)
             await asyncio.wait(list(self._ack_tasks), timeout=max(drain_timeout, 1.0))
         tasks = [t for t in (*(lane.task for lane in self.lanes.values()), self._checkpointer) if t is not None]
+        tasks += [t for lane in self.lanes.values() for t in lane.rounds]
         tasks += list(self._ack_tasks)
         for task in tasks:
             task.cancel()
@@ -304,27 +323,55 @@ class Dispatcher:
             self._moved.set()
 
     async def _run_lane(self, lane: Lane) -> None:
+        """Take the backlog, plan a round, send it. When every call of the round may overlap the next round's
+        (`overlap_kinds`: the target applies calls in the order they are made), the calls are created here, in
+        journal order, and the lane moves on to the next round while they complete (up to
+        MAX_ROUNDS_IN_FLIGHT): a round no longer waits for the previous round's durable commit. Otherwise
+        earlier rounds finish first and the round runs inline."""
+        loop = asyncio.get_running_loop()
         while True:
             if not lane.queue:
                 lane.wake.clear()
                 await lane.wake.wait()
                 continue
+            if len(lane.rounds) >= MAX_ROUNDS_IN_FLIGHT:
+                await asyncio.wait(lane.rounds, return_when=asyncio.FIRST_COMPLETED)
+                continue
             batch = lane.take(self.settings.batch_size)
             rule = self.index.get(lane.name)
+            if rule is None or rule.disabled:
+                self.metrics.count(lane.name, "skipped", len(batch))
+                self._finish_all(batch)
+                continue
             try:
-                if rule is None or rule.disabled:
-                    self.metrics.count(lane.name, "skipped", len(batch))
-                else:
-                    await self._dispatch(rule, batch)
+                plan = self._plan(rule, batch)
+                calls = self._overlapping_calls(plan)
             except Exception as exc:  # a bug must not stall the lane or lose the messages
-                log.exception("event=dispatch_error rule=%s", lane.name)
-                await self._dead_letter_all(lane.name, batch, f"internal error: {exc!r}")
-            for p in batch:
-                self._finish(p)
+                await self._internal_error(lane.name, batch, exc)
+                continue
+            if calls is not None:
+                tasks = [loop.create_task(call) for call in calls]  # they start in this order: journal order
+                round_task = loop.create_task(self._complete(plan, tasks))
+                lane.rounds.add(round_task)
+                round_task.add_done_callback(lane.rounds.discard)
+                continue
+            if lane.rounds:  # their calls must go out before this round's
+                await asyncio.wait(list(lane.rounds))
+            await self._complete(plan, None)
 
-    # -- one batch of one rule -------------------------------------------------------------------
+    def _finish_all(self, batch: list[Pending]) -> None:
+        for p in batch:
+            self._finish(p)
 
-    async def _dispatch(self, rule: TopicRule, batch: list[Pending]) -> None:
+    async def _internal_error(self, rule: str, batch: list[Pending], exc: Exception) -> None:
+        log.error("event=dispatch_error rule=%s error=%r", rule, exc, exc_info=exc)
+        await self._dead_letter_all(rule, batch, f"internal error: {exc!r}")
+        self._finish_all(batch)
+
+    # -- one round of one rule -------------------------------------------------------------------
+
+    def _plan(self, rule: TopicRule, batch: list[Pending]) -> Round:
+        """Evaluate the rule on every message and group the invocations by (kind, endpoint, resource)."""
         account = self.settings.account_id
         labels = [f"{action.kind}#{i}" for i, action in enumerate(rule.actions)]
         groups: dict[tuple[Any, ...], list[Job]] = {}
@@ -350,21 +397,51 @@ class Dispatcher:
                         group.append(job)
         if filtered:
             self.metrics.count(rule.name, "filtered", filtered)
-        if len(groups) == 1:
-            (only,) = groups.values()
-            await self._ship(rule.name, only)
-        elif groups:
-            await asyncio.gather(*(self._ship(rule.name, group) for group in groups.values()))
-        self._count_outcomes(rule.name, jobs)
-        failed: dict[Pending, list[Job]] = {}  # per message, in journal order
-        for job in jobs:
-            if job.error is not None:
-                failed.setdefault(job.pending, []).append(job)
-        if failed:
-            await asyncio.gather(*(self._error_action(rule, p, f) for p, f in failed.items()))
+        return Round(rule, batch, jobs, list(groups.values()))
+
+    def _overlapping_calls(self, plan: Round) -> list[Coroutine[Any, Any, None]] | None:
+        """Every call of the round, in journal order, if every group may overlap the next round; else None."""
+        specs = []
+        for group in plan.groups:
+            inv = group[0].inv
+            target = self._target(inv, group)
+            if target is None:
+                continue  # the group failed already (no such endpoint)
+            if inv.kind not in target.overlap_kinds:
+                return None
+            spec = _batch_spec(inv, group, target)
+            if spec is None:
+                return None
+            specs.append(spec)
+        name = plan.rule.name
+        return [self._deliver(name, owners[a:b], items[a:b], call)
+                for owners, items, limits, call, size in specs for a, b in _chunks(items, limits, size)]
+
+    async def _complete(self, plan: Round, calls: list[asyncio.Task[None]] | None) -> None:
+        """Wait for the round's calls (or send them, one group after the other), then count outcomes and run
+        the errorAction of every message with a failed action; the round's messages are finished after."""
+        name = plan.rule.name
+        try:
+            if calls is not None:
+                await asyncio.gather(*calls)
+            elif len(plan.groups) == 1:
+                await self._ship(name, plan.groups[0])
+            elif plan.groups:
+                await asyncio.gather(*(self._ship(name, group) for group in plan.groups))
+            self._count_outcomes(name, plan.jobs)
+            failed: dict[Pending, list[Job]] = {}  # per message, in journal order
+            for job in plan.jobs:
+                if job.error is not None:
+                    failed.setdefault(job.pending, []).append(job)
+            if failed:
+                await asyncio.gather(*(self._error_action(plan.rule, p, f) for p, f in failed.items()))
+        except Exception as exc:  # a bug must not stall the lane or lose the messages
+            await self._internal_error(name, plan.batch, exc)
+            return
+        self._finish_all(plan.batch)
 
     def _count_outcomes(self, rule: str, jobs: list[Job]) -> None:
-        """`dispatched` / `failed` per action, counted once per batch."""
+        """`dispatched` / `failed` per action, counted once per round."""
         tally: dict[tuple[str, str], int] = {}
         for job in jobs:
             key = (job.label, "failed" if job.error is not None else "dispatched")
@@ -373,33 +450,27 @@ class Dispatcher:
             self.metrics.count_action(rule, label, outcome, n)
 
     async def _ship(self, rule: str, jobs: list[Job]) -> None:
-        """Send one group (same kind, target and resource) in order, batching where the API allows."""
+        """Send one group (same kind, target and resource) in order, in calls as large as the API allows.
+        For order-keeping targets the calls are all in flight at once (their durable commits share the group
+        fsync) instead of each waiting for the previous one."""
         inv = jobs[0].inv
         target = self._target(inv, jobs)
         if target is None:
             return
-        kind = inv.kind
-        concurrent = kind in target.ordered_kinds
-        if kind == "kinesis":
-            stream = inv.params["streamName"]
-            records = [(job.inv.params["data"], job.inv.params["partitionKey"]) for job in jobs]
-            await self._send_batched(rule, jobs, records, KINESIS_BATCH,
-                                     lambda items: target.kinesis_put_records(stream, items),
-                                     lambda item: len(item[0]) + len(item[1]), concurrent)
-        elif kind == "firehose":
-            stream = inv.params["deliveryStreamName"]
-            owners = [job for job in jobs for _ in job.inv.params["records"]]  # batchMode: several per message
-            blobs = [record for job in jobs for record in job.inv.params["records"]]
-            await self._send_batched(rule, owners, blobs, FIREHOSE_BATCH,
-                                     lambda items: target.firehose_put_records(stream, items), len, concurrent)
-        elif kind == "sqs":
-            url = inv.params["queueUrl"]
-            bodies = [job.inv.params["messageBody"] for job in jobs]
-            await self._send_batched(rule, jobs, bodies, SQS_BATCH, lambda items: target.sqs_send_messages(url, items),
-                                     lambda body: len(body.encode("utf-8")), concurrent)
-        else:
+        spec = _batch_spec(inv, jobs, target)
+        if spec is None:
             for job in jobs:
                 await self._send_one(rule, job, target)
+            return
+        owners, items, limits, call, size = spec
+        bounds = _chunks(items, limits, size)
+        if len(bounds) == 1:
+            await self._deliver(rule, owners, items, call)
+        elif inv.kind in target.ordered_kinds:
+            await asyncio.gather(*(self._deliver(rule, owners[a:b], items[a:b], call) for a, b in bounds))
+        else:
+            for a, b in bounds:
+                await self._deliver(rule, owners[a:b], items[a:b], call)
 
     def _target(self, inv: ActionInvocation, jobs: list[Job]) -> ActionTarget | None:
         try:
@@ -420,30 +491,6 @@ class Dispatcher:
             return [None]
 
         await self._deliver(rule, [job], [None], call)
-
-    async def _send_batched(self, rule: str, jobs: list[Job], items: list[Any], limits: tuple[int, int],
-                            call: Callable[[list[Any]], Awaitable[ItemResults]], size: Callable[[Any], int],
-                            concurrent: bool) -> None:
-        """Send ``items`` (``jobs[i]`` owns ``items[i]``) in calls as large as the API allows. `concurrent`:
-        the target applies calls in the order they are made, so every call goes out at once (their durable
-        commits share the group fsync) instead of each waiting for the previous one."""
-        max_count, max_bytes = limits
-        bounds: list[tuple[int, int]] = []
-        start = total = 0
-        for i, item in enumerate(items):
-            n = size(item)
-            if i > start and (i - start >= max_count or total + n > max_bytes):
-                bounds.append((start, i))
-                start, total = i, 0
-            total += n
-        bounds.append((start, len(items)))
-        if len(bounds) == 1:
-            await self._deliver(rule, jobs, items, call)
-        elif concurrent:
-            await asyncio.gather(*(self._deliver(rule, jobs[a:b], items[a:b], call) for a, b in bounds))
-        else:
-            for a, b in bounds:
-                await self._deliver(rule, jobs[a:b], items[a:b], call)
 
     async def _deliver(self, rule: str, jobs: list[Job], items: list[Any],
                        call: Callable[[list[Any]], Awaitable[ItemResults]]) -> None:
@@ -542,6 +589,47 @@ class Dispatcher:
                 "checkpointed": self.journal.checkpointed,
                 "queued": {name: len(lane.queue) for name, lane in sorted(self.lanes.items())},
                 **self.journal.metrics}
+
+
+BatchSpec = tuple[list["Job"], list[Any], tuple[int, int], Callable[[list[Any]], Awaitable[ItemResults]],
+                  Callable[[Any], int]]
+
+
+def _batch_spec(inv: ActionInvocation, jobs: list[Job], target: ActionTarget) -> BatchSpec | None:
+    """For a batched kind: the owner of each item, the items, AWS's call limits, the call and the item size.
+    None for the kinds sent one at a time (S3, republish)."""
+    kind = inv.kind
+    if kind == "kinesis":
+        stream = inv.params["streamName"]
+        records = [(job.inv.params["data"], job.inv.params["partitionKey"]) for job in jobs]
+        return (jobs, records, KINESIS_BATCH, lambda items: target.kinesis_put_records(stream, items),
+                lambda item: len(item[0]) + len(item[1]))
+    if kind == "firehose":
+        delivery = inv.params["deliveryStreamName"]
+        owners = [job for job in jobs for _ in job.inv.params["records"]]  # batchMode: several per message
+        blobs = [record for job in jobs for record in job.inv.params["records"]]
+        return owners, blobs, FIREHOSE_BATCH, lambda items: target.firehose_put_records(delivery, items), len
+    if kind == "sqs":
+        url = inv.params["queueUrl"]
+        bodies = [job.inv.params["messageBody"] for job in jobs]
+        return (jobs, bodies, SQS_BATCH, lambda items: target.sqs_send_messages(url, items),
+                lambda body: len(body.encode("utf-8")))
+    return None
+
+
+def _chunks(items: list[Any], limits: tuple[int, int], size: Callable[[Any], int]) -> list[tuple[int, int]]:
+    """[start, end) bounds of consecutive calls, each within AWS's (count, bytes) limits."""
+    max_count, max_bytes = limits
+    bounds: list[tuple[int, int]] = []
+    start = total = 0
+    for i, item in enumerate(items):
+        n = size(item)
+        if i > start and (i - start >= max_count or total + n > max_bytes):
+            bounds.append((start, i))
+            start, total = i, 0
+        total += n
+    bounds.append((start, len(items)))
+    return bounds
 
 
 def _group_key(inv: ActionInvocation) -> tuple[Any, ...]:

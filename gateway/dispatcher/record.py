@@ -19,6 +19,7 @@ _HEAD = struct.Struct("<QQB")
 _LEN = struct.Struct("<I")
 _ABSENT = 0xFFFFFFFF
 _ABSENT_FIELD = _LEN.pack(_ABSENT)
+_HEAD_AND_TOPIC_LENGTH = struct.Struct("<QQBI")  # _HEAD followed by the topic's length
 
 
 class RecordDecodeError(ValueError):
@@ -86,16 +87,23 @@ class JournalRecord:
     properties: MqttProperties = NO_PROPERTIES
 
     def encode(self) -> bytes:
+        topic = self.topic.encode("utf-8")
+        out = bytearray(_HEAD_AND_TOPIC_LENGTH.pack(self.seq, self.timestamp_ms, self.qos, len(topic)))
+        out += topic
+        _put_field(out, self.payload)
+        for text in (self.client_id, self.principal, self.trace_id):
+            if text is None:
+                out += _ABSENT_FIELD
+            else:
+                _put_field(out, text.encode("utf-8"))
+        rules = self.rules
+        _put_field(out, rules[0].encode("ascii") if len(rules) == 1 else ",".join(rules).encode("ascii"))
         props = self.properties
-        length = _LEN.pack
-        topic, payload = self.topic.encode("utf-8"), self.payload
-        rules = self.rules[0].encode("ascii") if len(self.rules) == 1 else ",".join(self.rules).encode("ascii")
-        return b"".join((
-            _HEAD.pack(self.seq, self.timestamp_ms, self.qos), length(len(topic)), topic,
-            length(len(payload)), payload, _field(self.client_id), _field(self.principal), _field(self.trace_id),
-            length(len(rules)), rules,
-            _ABSENT_FIELD if props is NO_PROPERTIES or props.is_empty() else _bytes_field(props.to_json()),
-        ))
+        if props is NO_PROPERTIES or props.is_empty():
+            out += _ABSENT_FIELD
+        else:
+            _put_field(out, props.to_json())
+        return bytes(out)
 
     @classmethod
     def decode(cls, body: bytes) -> JournalRecord:
@@ -132,24 +140,18 @@ class JournalRecord:
     def context(self, account_id: str) -> MessageContext:
         """The message as the rules engine sees it (timestamp and trace id as when it was accepted)."""
         p = self.properties
+        # Positional (field order of MessageContext): a third of the cost of keywords, once per message.
         return MessageContext(
-            self.topic, self.payload, client_id=self.client_id, principal=self.principal, trace_id=self.trace_id,
-            timestamp_ms=self.timestamp_ms, account_id=account_id, user_properties=p.user_properties,
-            content_type=p.content_type, payload_format_indicator=p.payload_format_indicator,
-            response_topic=p.response_topic, correlation_data=p.correlation_data, message_expiry_s=p.message_expiry_s,
+            self.topic, self.payload, self.client_id, self.principal, self.trace_id, self.timestamp_ms, account_id,
+            None, p.user_properties, p.content_type, p.payload_format_indicator, p.response_topic,
+            p.correlation_data, p.message_expiry_s,
         )
 
 
-def _field(value: str | None) -> bytes:
-    """A length-prefixed UTF-8 text field (absent when None)."""
-    if value is None:
-        return _ABSENT_FIELD
-    data = value.encode("utf-8")
-    return _LEN.pack(len(data)) + data
-
-
-def _bytes_field(data: bytes) -> bytes:
-    return _LEN.pack(len(data)) + data
+def _put_field(out: bytearray, data: bytes) -> None:
+    """Append one length-prefixed field."""
+    out += len(data).to_bytes(4, "little")
+    out += data
 
 
 def _untext(value: bytes | None) -> str | None:

@@ -25,6 +25,7 @@ class RemoteTarget:
     order, so the dispatcher sends one batch at a time per group (no ``ordered_kinds``)."""
 
     ordered_kinds: frozenset[str] = frozenset()
+    overlap_kinds: frozenset[str] = frozenset()
 
     def __init__(self, endpoint_url: str, session: aiohttp.ClientSession, access_key: str, secret_key: str,
                  region: str) -> None:

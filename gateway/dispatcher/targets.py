@@ -26,6 +26,9 @@ class ActionTarget(Protocol):
     # Action kinds whose calls take effect in the order they are made even when several are in flight at
     # once; the dispatcher sends a group's batches concurrently for these, one after the other otherwise.
     ordered_kinds: frozenset[str]
+    # Of those, the kinds whose calls may also overlap calls of the next round, still waiting for their
+    # durable commit; the dispatcher then starts the next round without waiting (see `Dispatcher._run_lane`).
+    overlap_kinds: frozenset[str]
 
     async def kinesis_put_records(self, stream: str, records: list[tuple[bytes, str]]) -> ItemResults: ...
     async def firehose_put_records(self, stream: str, records: list[bytes]) -> ItemResults: ...
@@ -52,10 +55,14 @@ class LocalTarget:
     """The gateway's own sinks, called in-process through their engines.
 
     The Kinesis and SQS engines take a batch in (sequence numbers, queue order) before their first await
-    (the durable commit), so concurrent calls land in call order: ``ordered_kinds``.
+    (the durable commit), so concurrent calls land in call order: ``ordered_kinds``. Only SQS may overlap the
+    next round (``overlap_kinds``): when one Kinesis commit completes, the engine makes every record appended
+    to the shard so far readable, including those of a later call whose bytes may not be written yet, and a
+    reader at that moment skips them. Calls made in the same loop iteration share one commit and are safe.
     """
 
     ordered_kinds = frozenset({"kinesis", "sqs"})
+    overlap_kinds = frozenset({"sqs"})
 
     def __init__(self, services: dict[str, Any], broker: Callable[[], Any]) -> None:
         self.services = services
