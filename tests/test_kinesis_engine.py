@@ -337,3 +337,40 @@ def test_subscription_pushes_records_then_child_shards_when_closed(home: Path) -
             with pytest.raises(StopAsyncIteration):
                 await asyncio.wait_for(waiting, 5)
     run(body)
+
+
+def test_a_live_reader_never_skips_records_of_overlapping_puts(home: Path) -> None:
+    """Concurrent put_records on one shard commit in overlapping fsync batches; a reader following
+    NextShardIterator from LATEST must see every record exactly once, in order (no record becomes visible
+    before its own call made it durable, so none is skipped)."""
+
+    async def body() -> None:
+        async with engine_for(home, durability__fsync="always") as engine:
+            await engine.create_stream("live", 1)
+            shard_id = "shardId-000000000000"
+            iterator = engine.get_shard_iterator("live", shard_id, "LATEST")["ShardIterator"]
+            writers, per_writer, batch = 8, 15, 20
+            total = writers * per_writer * batch
+
+            async def writer(w: int) -> None:
+                for i in range(per_writer):
+                    records = [{"Data": b"%d-%d-%d" % (w, i, j), "PartitionKey": "k"} for j in range(batch)]
+                    assert (await engine.put_records("live", records))["FailedRecordCount"] == 0
+
+            async def reader() -> list[str]:
+                seen: list[str] = []
+                while len(seen) < total:
+                    out = await engine.get_records(iterator_box[0], 10000)
+                    seen += [r["SequenceNumber"] for r in out["Records"]]
+                    iterator_box[0] = out["NextShardIterator"]
+                    await asyncio.sleep(0)
+                return seen
+
+            iterator_box = [iterator]
+            reading = asyncio.ensure_future(reader())
+            await asyncio.gather(*(writer(w) for w in range(writers)))
+            seen = await asyncio.wait_for(reading, 20)
+            assert len(seen) == total and len(set(seen)) == total
+            assert [int(s) for s in seen] == sorted(int(s) for s in seen)
+
+    run(body)

@@ -55,14 +55,12 @@ class LocalTarget:
     """The gateway's own sinks, called in-process through their engines.
 
     The Kinesis and SQS engines take a batch in (sequence numbers, queue order) before their first await
-    (the durable commit), so concurrent calls land in call order: ``ordered_kinds``. Only SQS may overlap the
-    next round (``overlap_kinds``): when one Kinesis commit completes, the engine makes every record appended
-    to the shard so far readable, including those of a later call whose bytes may not be written yet, and a
-    reader at that moment skips them. Calls made in the same loop iteration share one commit and are safe.
+    (the durable commit), so concurrent calls land in call order: ``ordered_kinds``. Both may overlap the
+    next round (``overlap_kinds``): each call makes readable only what it made durable itself.
     """
 
     ordered_kinds = frozenset({"kinesis", "sqs"})
-    overlap_kinds = frozenset({"sqs"})
+    overlap_kinds = frozenset({"kinesis", "sqs"})
 
     def __init__(self, services: dict[str, Any], broker: Callable[[], Any]) -> None:
         self.services = services

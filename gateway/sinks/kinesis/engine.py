@@ -335,7 +335,7 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
         for shard, (indexes, entries) in groups.items():
             assert shard.log is not None
             first, used_arrival, handle = shard.log.append(entries, arrival)
-            appended[shard] = (first, handle)
+            appended[shard] = (first + len(entries) - 1, handle)
             retired.extend((shard, seg) for seg in shard.log.take_retired())
             shard_id = shard.shard_id
             hi, lo = keys.sequence_prefix(shard.index, shard.created_ms // 1000)
@@ -400,7 +400,9 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
 
     async def _commit(self, stream: Stream, appended: dict[Shard, tuple[int, SyncHandle]],
                       retired: Iterable[tuple[Shard, Segment]]) -> None:
-        """Wait until the appended records are durable, then make them visible."""
+        """Wait until the appended records are durable, then make them visible: each shard up to the last
+        record of THIS call (`appended[shard][0]`), never further — a later call's records may still sit in
+        the writer's buffer, and readers must not skip past them."""
         handles = {id(handle): handle for _, handle in appended.values()}
         try:
             await asyncio.gather(*(self.sync.sync(h) for h in handles.values()))
@@ -408,9 +410,8 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
             log.error("kinesis fsync failed stream=%s error=%s", stream.name, exc)
             raise KinesisError("InternalFailure", "The records could not be stored durably.", 500,
                                sender=False) from exc
-        for shard in appended:
-            assert shard.log is not None
-            shard.publish(shard.log.last_counter)
+        for shard, (last, _) in appended.items():
+            shard.publish(last)
         for shard, segment in retired:
             self._spawn(self._retire(shard, segment))
         if stream.meta_write is not None and not stream.meta_write.done():
