@@ -185,7 +185,6 @@ def run_demo(home: Path) -> None:
 
     step("Summary")
     click.echo(f"  {len(devices)} devices, {sent} readings delivered to the dashboard, 1 spoofing attempt refused")
-    click.echo(f"  device certificates and keys are in {home / 'devices'}")
 
 
 @click.command()
@@ -196,9 +195,11 @@ def demo(app: AppContext, home: Path | None) -> None:
     """Run the demo: a gateway, provisioned things and devices talking over mutual TLS."""
     if home is not None:
         run_demo(home)
+        click.echo(f"  everything the demo made (CA, registry, device keys, sinks) is kept in {home}")
         return
     with tempfile.TemporaryDirectory(prefix="edgeloop-demo-") as tmp:
         run_demo(Path(tmp))
+    click.echo("  the demo's data directory was temporary; `edgeloop demo --home DIR` keeps it")
 
 
 # -- rules engine step: rules route device telemetry into the emulated Kinesis, SQS and Firehose -> S3 --------
