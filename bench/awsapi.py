@@ -22,14 +22,11 @@ import argparse
 import contextlib
 import os
 import pstats
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -44,14 +41,13 @@ from sinks import (
     Server,
     Step,
     boto3_client,
+    edgeloop_server,
     progress,
     run_load,
     s3_get_step,
     s3_put_step,
-    stop_process,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 SQS_BODY = "z" * 256
 BUCKET = "bench"
 QUEUE = "bench"
@@ -248,25 +244,11 @@ TESTS = {t.name: t for t in (
 )}
 
 
-@contextlib.contextmanager
-def api_server(services: str, profile: Path | None) -> Iterator[Server]:
+def api_server(services: str, profile: Path | None) -> contextlib.AbstractContextManager[Server]:
     """The dev server in a subprocess (fsync always, fresh data directory), optionally under cProfile."""
-    home = Path(tempfile.mkdtemp(prefix="edgeloop-bench-api-"))
-    server_args = ["--home", str(home), "--port", "0", "--services", services, "--fsync", "always"]
     if profile is None:
-        command = [sys.executable, "-m", "gateway.awsapi.devserver", *server_args]
-    else:
-        command = [sys.executable, "-c", PROFILED_SERVER, str(profile), *server_args]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode().strip()
-        if not line.startswith("listening "):
-            raise RuntimeError(f"dev server did not start: {line!r}")
-        yield Server("edgeloop", f"http://127.0.0.1:{line.split()[1]}", proc.pid)
-    finally:
-        stop_process(proc)
-        shutil.rmtree(home, ignore_errors=True)
+        return edgeloop_server(services)
+    return edgeloop_server(services, ("-c", PROFILED_SERVER, str(profile)))
 
 
 def prepare(services: str, endpoint: str) -> None:

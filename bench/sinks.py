@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,10 +90,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def edgeloop_server(services: str) -> Iterator[Server]:
-    """The gateway's AWS-compatible API in a subprocess, fsync always, on a fresh data directory."""
+def edgeloop_server(services: str, launcher: Sequence[str] = ("-m", "gateway.awsapi.devserver")) -> Iterator[Server]:
+    """The gateway's AWS-compatible API in a subprocess, fsync always, on a fresh data directory.
+    `launcher` is what follows the Python interpreter on the command line (the dev server by default)."""
     home = Path(tempfile.mkdtemp(prefix="edgeloop-bench-"))
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.awsapi.devserver", "--home", str(home), "--port", "0",
+    proc = subprocess.Popen([sys.executable, *launcher, "--home", str(home), "--port", "0",
                              "--services", services, "--fsync", "always"], stdout=subprocess.PIPE,
                             cwd=Path(__file__).resolve().parent.parent)
     try:
