@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from edgeloop.config import Config
+from gateway.identity.registry import Registry
 
 
 @pytest.fixture
@@ -15,3 +19,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EDGELOOP_HOME", str(d))
     monkeypatch.chdir(tmp_path)
     return d
+
+
+@pytest.fixture
+def registry(home: Path) -> Iterator[Registry]:
+    """A registry (and CA) in `home`, with a server certificate for loopback names only."""
+    config = Config(data_dir=str(home))
+    config.pki.include_host_addresses = False
+    with Registry.open(config) as reg:
+        yield reg

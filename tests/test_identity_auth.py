@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +13,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from edgeloop.config import Config, PkiSection
+from edgeloop.config import PkiSection
 from gateway.identity.errors import AuthenticationError
 from gateway.identity.pki import CertificateAuthority, IssuedCertificate, generate_key, load_certificate
 from gateway.identity.policy import Authorizer
 from gateway.identity.registry import DeviceIdentity, Registry
 from gateway.identity.tls import client_context, gateway_server_context
-
-
-@pytest.fixture
-def registry(home: Path) -> Iterator[Registry]:
-    config = Config(data_dir=str(home))
-    config.pki.include_host_addresses = False
-    with Registry.open(config) as reg:
-        yield reg
 
 
 def der(pem: str) -> bytes:

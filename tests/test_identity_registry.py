@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import botocore
@@ -30,14 +29,6 @@ from gateway.identity.awserrors import (
 from gateway.identity.registry import Registry
 
 POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]})
-
-
-@pytest.fixture
-def registry(home: Path) -> Iterator[Registry]:
-    config = Config(data_dir=str(home))
-    config.pki.include_host_addresses = False
-    with Registry.open(config) as reg:
-        yield reg
 
 
 def test_thing_lifecycle_versions_and_idempotent_create(registry: Registry) -> None:
