@@ -12,6 +12,8 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from edgeloop.config import Config
+from gateway.admin.api import mount_admin
+from gateway.admin.auth import token_path
 from gateway.admin.metrics import MetricsSource, is_scrape, metrics_handler
 from gateway.awsapi.server import AwsApi
 from gateway.dispatcher import RulesService, add_rule_routes, open_rules
@@ -63,6 +65,7 @@ class Gateway:
         self.registry = Registry.open(self.config)
         self.api = AwsApi(self.config)
         self.api.add_route(is_scrape, metrics_handler(self.metrics_sources))
+        mount_admin(self)  # /_edgeloop/: creates <home>/admin-token when missing
         self.iot = IotControlPlane()
         add_registry_routes(self.iot, self.registry, self.config)
         self.api.register(self.iot)
@@ -123,7 +126,24 @@ class Gateway:
                 lines.append(f"{name:>8}  {host}:{port}")
         if self.api is not None:
             lines.append(f"{'aws api':>8}  {self.api.url}  (access key {self.config.api.access_key!r})")
+            lines.append(f"{'admin':>8}  {self.api.url}/_edgeloop/  (bearer token in {token_path(self.home)})")
         return lines
+
+
+GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections (Python's default: 700)
+
+
+def tune_gc() -> None:
+    """Garbage collection for a long-running gateway, once it has started.
+
+    Start-up objects (config, registry, compiled rules and policies) live forever: `gc.freeze()` keeps them out
+    of every later collection. A message's objects live until its fsync, a few milliseconds; with Python's
+    default of a young collection every 700 allocations most of them were still alive at each collection, so
+    they were promoted and scanned again by the older generations (3-6 µs per message under load). Every
+    50,000 allocations they have died by the time the collector looks.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 async def run_gateway(config: Config, ready: asyncio.Event | None = None) -> None:
@@ -135,7 +155,7 @@ async def run_gateway(config: Config, ready: asyncio.Event | None = None) -> Non
         loop.add_signal_handler(sig, stop.set)
     try:
         await gateway.start()
-        gc.freeze()  # start-up objects live forever: keep them out of every later full collection
+        tune_gc()
         for line in gateway.describe():
             print(line, flush=True)
         print("gateway ready", flush=True)

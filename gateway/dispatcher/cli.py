@@ -3,7 +3,6 @@ which hot-reloads the folder), and `rules test` to see what a rule makes of one 
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -14,17 +13,8 @@ from gateway.dispatcher.errors import DispatchError
 from gateway.dispatcher.journal import iter_dead_letters
 from gateway.dispatcher.service import JOURNAL_DIR
 from gateway.dispatcher.store import RuleFiles
-from rules import (
-    NO_MATCH,
-    ActionInvocation,
-    MessageContext,
-    RulesError,
-    TopicRule,
-    dumps,
-    evaluate_rule,
-    filter_matches,
-    parse_topic_rule,
-)
+from gateway.dispatcher.trial import run_trial
+from rules import parse_topic_rule
 
 
 def _files(app: Any) -> RuleFiles:
@@ -164,9 +154,11 @@ def dead_letters(app: Any) -> None:
 @click.option("--topic", required=True, help="The topic the message is published on.")
 @click.option("--payload", required=True, help="The message payload: JSON text, or @file for a file's bytes.")
 @click.option("--client-id", help="clientid() of the publisher.")
+@click.option("--principal", help="principal() of the publisher (a certificate id).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (as the admin API answers).")
 @click.pass_obj
 def test(app: Any, name: str | None, sql: str | None, sql_version: str | None, actions: tuple[str, ...], topic: str,
-         payload: str, client_id: str | None) -> None:
+         payload: str, client_id: str | None, principal: str | None, as_json: bool) -> None:
     """Evaluate rule NAME (or --sql) on one message; print the SELECT output and every rendered action."""
     if (name is None) == (sql is None):
         raise DispatchError("give a rule NAME or --sql, not both")
@@ -177,9 +169,12 @@ def test(app: Any, name: str | None, sql: str | None, sql_version: str | None, a
         if sql_version:
             doc["awsIotSqlVersion"] = sql_version
         rule = parse_topic_rule("test", doc)
-    data = _payload_bytes(payload)
-    msg = MessageContext(topic, data, client_id=client_id, account_id=app.config.aws.account_id)
-    for line in describe_test(rule, msg):
+    trial = run_trial(rule, topic, _payload_bytes(payload), client_id=client_id, principal=principal,
+                      account_id=app.config.aws.account_id)
+    if as_json:
+        click.echo(json.dumps(trial.to_dict(), ensure_ascii=False))
+        return
+    for line in trial.lines():
         click.echo(line)
 
 
@@ -190,54 +185,3 @@ def _payload_bytes(payload: str) -> bytes:
         except OSError as exc:
             raise DispatchError(f"cannot read payload file {payload[1:]}: {exc.strerror}") from None
     return payload.encode("utf-8")
-
-
-def describe_test(rule: TopicRule, msg: MessageContext) -> list[str]:
-    """What `rules test` prints: match, SELECT output, each action's rendered request."""
-    lines = []
-    pattern = rule.topic_filter
-    if pattern is None:
-        lines.append("FROM: none (the rule runs only through Basic Ingest $aws/rules/<name>/...)")
-    elif filter_matches(pattern, msg.topic):
-        lines.append(f"FROM '{pattern}': matches {msg.topic!r}")
-    else:
-        lines.append(f"FROM '{pattern}': does NOT match {msg.topic!r} (the rule would not run; evaluated anyway)")
-    try:
-        output = rule.query.evaluate(msg)
-    except RulesError as exc:
-        raise DispatchError(f"evaluation failed: {exc}") from exc
-    if output is NO_MATCH:
-        lines.append("WHERE: false or undefined -> no actions run")
-        return lines
-    lines.append(f"output: {_show(output)}")
-    for i, inv in enumerate(evaluate_rule(rule, msg)):
-        lines.append(_show_invocation(i, inv))
-    return lines
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bytes):
-        return f"(raw bytes, base64) {base64.b64encode(value).decode('ascii')}"
-    text = dumps(value)
-    return text if text else "(undefined: empty payload)"
-
-
-def _show_invocation(i: int, inv: ActionInvocation) -> str:
-    where = f" -> {inv.endpoint_url}" if inv.endpoint_url else ""
-    if inv.error is not None:
-        return f"action[{i}] {inv.kind}{where}: ERROR {inv.error} (would go to the errorAction)"
-    params = {k: _jsonable(v) for k, v in inv.params.items()}
-    return f"action[{i}] {inv.kind}{where}: {json.dumps(params, ensure_ascii=False)}"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"base64": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
