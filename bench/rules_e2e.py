@@ -15,7 +15,7 @@ a full collection pauses the loop for tens of milliseconds once the heap is larg
     python bench/rules_e2e.py --no-rule                # the broker alone (QoS 1 acks), for comparison
     python bench/rules_e2e.py --no-rule --null-hook    # the broker plus a hook whose awaitable is already done
     python bench/rules_e2e.py --dispatcher-only        # no MQTT: on_publish -> journal -> rule -> Kinesis
-    python bench/rules_e2e.py --no-gc-freeze           # without the gc.freeze() `edgeloop gateway run` does
+    python bench/rules_e2e.py --no-gc-tune             # without the GC tuning `edgeloop gateway run` does
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edgeloop.config import load_config
-from gateway.app import Gateway, install_uvloop
+from gateway.app import Gateway, install_uvloop, tune_gc
 from gateway.dispatcher.store import RuleFiles
 
 PAYLOAD_TEMPLATE = b'{"t":0000000000000000000,"v":21.5,"unit":"C","device":"bench-device-000"}'
@@ -161,8 +161,8 @@ class GcWatch:
 
 
 def _after_start(args: argparse.Namespace) -> None:
-    if not args.no_gc_freeze:  # as `edgeloop gateway run` (gateway.app.run_gateway) does once started
-        gc.freeze()
+    if not args.no_gc_tune:  # as `edgeloop gateway run` (gateway.app.run_gateway) does once started
+        tune_gc()
 
 
 class NullHook:
@@ -294,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rule", action="store_true", help="no rule: the broker's QoS 1 path alone")
     parser.add_argument("--null-hook", action="store_true", help="add a hook returning a finished future")
     parser.add_argument("--dispatcher-only", action="store_true", help="no MQTT: call the dispatcher's hook")
-    parser.add_argument("--no-gc-freeze", action="store_true",
-                        help="skip the gc.freeze() after start-up that `edgeloop gateway run` does")
+    parser.add_argument("--no-gc-tune", action="store_true",
+                        help="skip the GC tuning after start-up that `edgeloop gateway run` does (gateway.app.tune_gc)")
     args = parser.parse_args(argv)
 
     ctx = mp.get_context("spawn")
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "broker only (no rule)" if args.no_rule else f"rule -> kinesis, journal fsync={args.fsync}"
     mode += " + null hook" if args.null_hook else ""
     mode = f"dispatcher only (no MQTT), journal fsync={args.fsync}" if args.dispatcher_only else mode
-    mode += ", no gc.freeze()" if args.no_gc_freeze else ""
+    mode += ", no GC tuning" if args.no_gc_tune else ""
     print(f"rules_e2e: {mode}; {args.publishers} publishers x window {args.window}, {args.shards} shards, "
           f"{args.seconds:.0f} s, uvloop={uv}, cpus={os.cpu_count()}")
     print(f"{'metric':<24}{'value':>12}")

@@ -78,11 +78,12 @@ class LocalTarget:
             data, key = records[0]
             await engine.put_record(stream, data, key)
             return [None]
-        result = await engine.put_records(stream, [{"Data": d, "PartitionKey": k} for d, k in records])
-        if not result.get("FailedRecordCount", 1):
-            return [None] * len(records)
-        return [error_from_code(r["ErrorCode"], r.get("ErrorMessage", "")) if "ErrorCode" in r else None
-                for r in result["Records"]]
+        refused = await engine.put_pairs(stream, records)
+        results: ItemResults = [None] * len(records)
+        for i, shard_id in refused.items():
+            results[i] = error_from_code("ProvisionedThroughputExceededException",
+                                         engine.rate_exceeded(shard_id, stream))
+        return results
 
     async def firehose_put_records(self, stream: str, records: list[bytes]) -> ItemResults:
         engine = self._engine("firehose")

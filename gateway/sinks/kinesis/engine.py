@@ -304,24 +304,49 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
         throughput limit refused it, ``{"ErrorCode", "ErrorMessage"}``, in request order.
         """
         stream = self.stream(stream_name)
-        if not isinstance(records, list) or not records:
+        if not isinstance(records, list):
             raise errors.validation(records, "records", "Member must have length greater than or equal to 1")
-        if len(records) > MAX_PUT_RECORDS:
-            raise errors.validation(f"[{len(records)} records]", "records",
-                                    f"Member must have length less than or equal to {MAX_PUT_RECORDS}")
-        routed = self._route_all(stream, records)
+        _check_count(len(records))
+        triples = []
+        for i, record in enumerate(records):
+            if type(record) is not dict:
+                raise errors.serialization(f"records.{i + 1} must be a structure with Data and PartitionKey")
+            triples.append((record.get("Data"), record.get("PartitionKey"), record.get("ExplicitHashKey")))
+        placed, refused = await self._put_routed(stream, self._route_all(stream, triples))
+        results: list[dict[str, str]] = [{}] * len(records)
+        for shard, low, first, indexes in placed:
+            shard_id = shard.shard_id
+            for k, i in enumerate(indexes, first):
+                results[i] = {"SequenceNumber": str(low | (k << 88)), "ShardId": shard_id}
+        for i, shard in refused:
+            results[i] = {"ErrorCode": "ProvisionedThroughputExceededException",
+                          "ErrorMessage": self.rate_exceeded(shard.shard_id, stream.name)}
+        return {"FailedRecordCount": len(refused), "Records": results, "EncryptionType": "NONE"}
+
+    async def put_pairs(self, stream_name: str, records: list[tuple[bytes, str]]) -> dict[int, str]:
+        """PutRecords for the rules engine, in process: ``(data, partition key)`` pairs with the same validation,
+        limits and durability, minus AWS's per-record result documents. Returns the records a shard's throughput
+        limit refused (index → shard id); every other record is stored."""
+        stream = self.stream(stream_name)
+        _check_count(len(records))
+        _, refused = await self._put_routed(stream, self._route_all(stream, [(d, k, None) for d, k in records]))
+        return {i: shard.shard_id for i, shard in refused}
+
+    async def _put_routed(self, stream: Stream, routed: list[tuple[Shard, bytes, bytes]]
+                          ) -> tuple[list[tuple[Shard, int, int, list[int]]], list[tuple[int, Shard]]]:
+        """Append routed records, each shard's in one write, and wait until they are durable and visible.
+        Returns per shard (shard, sequence-number base, first counter, indexes stored, in order) and the
+        (index, shard) of every record a shard's write limit refused."""
         total = sum(len(pk) + len(data) for _, pk, data in routed)
         if total > MAX_PUT_RECORDS_BYTES:
             raise errors.invalid_argument(f"Records size exceeds 5 MB limit: the request carries {total} bytes of "
                                           f"data and partition keys (at most {MAX_PUT_RECORDS_BYTES}).")
-        results: list[dict[str, str]] = [{}] * len(records)
         groups: dict[Shard, tuple[list[int], list[tuple[bytes, bytes]]]] = {}
+        refused: list[tuple[int, Shard]] = []
         for i, (shard, pk, data) in enumerate(routed):
             if shard.limits is not None and not self._admit_write(shard, len(data) + len(pk)):
                 self.metrics["put_throttled"] += 1
-                results[i] = {"ErrorCode": "ProvisionedThroughputExceededException",
-                              "ErrorMessage": f"Rate exceeded for shard {shard.shard_id} in stream {stream.name} "
-                                              f"under account {self.account}."}
+                refused.append((i, shard))
                 continue
             group = groups.get(shard)
             if group is None:
@@ -331,40 +356,33 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
         arrival = now_ms()
         appended: dict[Shard, tuple[int, SyncHandle]] = {}
         retired = []
-        accepted = 0
+        placed = []
         for shard, (indexes, entries) in groups.items():
             assert shard.log is not None
             first, used_arrival, handle = shard.log.append(entries, arrival)
             appended[shard] = (first + len(entries) - 1, handle)
             retired.extend((shard, seg) for seg in shard.log.take_retired())
-            shard_id = shard.shard_id
             hi, lo = keys.sequence_prefix(shard.index, shard.created_ms // 1000)
-            low = hi | ((used_arrival & ((1 << 48) - 1)) << 40) | lo
-            for k, i in enumerate(indexes, first):
-                results[i] = {"SequenceNumber": str(low | (k << 88)), "ShardId": shard_id}
-            accepted += len(indexes)
+            placed.append((shard, hi | ((used_arrival & ((1 << 48) - 1)) << 40) | lo, first, indexes))
         await self._commit(stream, appended, retired)
-        failed = len(records) - accepted
-        self.metrics["records_in"] += accepted
-        return {"FailedRecordCount": failed, "Records": results, "EncryptionType": "NONE"}
+        self.metrics["records_in"] += len(routed) - len(refused)
+        return placed, refused
 
-    def _route_all(self, stream: Stream, records: list[dict[str, Any]]) -> list[tuple[Shard, bytes, bytes]]:
-        """(shard, encoded partition key, data) per record; the common case stays on a fast path."""
+    def _route_all(self, stream: Stream, records: list[tuple[Any, Any, Any]]) -> list[tuple[Shard, bytes, bytes]]:
+        """(shard, encoded partition key, data) per ``(data, partition key, explicit hash key)``; the common case
+        stays on a fast path."""
         md5, from_bytes, find = hashlib.md5, int.from_bytes, bisect.bisect_right
         starts, shards, max_bytes = stream.open_starts, stream.open_shards, stream.max_record_bytes
         routed = []
-        for i, record in enumerate(records):
-            if type(record) is not dict:
-                raise errors.serialization(f"records.{i + 1} must be a structure with Data and PartitionKey")
-            data, pk = record.get("Data"), record.get("PartitionKey")
-            if (type(data) is bytes and type(pk) is str and 0 < len(pk) <= MAX_PARTITION_KEY
-                    and record.get("ExplicitHashKey") is None):
+        for i, (data, pk, explicit_hash_key) in enumerate(records):
+            if type(data) is bytes and type(pk) is str and 0 < len(pk) <= MAX_PARTITION_KEY \
+                    and explicit_hash_key is None:
                 pk_bytes = pk.encode("utf-8")
                 if len(data) + len(pk_bytes) <= max_bytes:
                     routed.append((shards[find(starts, from_bytes(md5(pk_bytes).digest(), "big")) - 1], pk_bytes,
                                    data))
                     continue
-            shard = self._route(stream, data, pk, record.get("ExplicitHashKey"), f"records.{i + 1}.member.")
+            shard = self._route(stream, data, pk, explicit_hash_key, f"records.{i + 1}.member.")
             routed.append((shard, pk.encode("utf-8"), bytes(data)))  # type: ignore[union-attr,arg-type]
         return routed
 
@@ -391,6 +409,10 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
                 f"Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value "
                 f"was {explicit_hash_key}")
         return stream.route(hash_key)
+
+    def rate_exceeded(self, shard_id: str, stream_name: str) -> str:
+        """AWS's message for a record a shard's write limit refused."""
+        return f"Rate exceeded for shard {shard_id} in stream {stream_name} under account {self.account}."
 
     @staticmethod
     def _admit_write(shard: Shard, size: int) -> bool:
@@ -620,3 +642,11 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
         log.info("kinesis reshard stream=%s closed=%s opened=%s", stream.name,
                  ",".join(s.shard_id for s in plan.close), ",".join(s.shard_id for s in children))
 
+
+def _check_count(n: int) -> None:
+    """PutRecords takes 1 to 500 records."""
+    if n < 1:
+        raise errors.validation([], "records", "Member must have length greater than or equal to 1")
+    if n > MAX_PUT_RECORDS:
+        raise errors.validation(f"[{n} records]", "records",
+                                f"Member must have length less than or equal to {MAX_PUT_RECORDS}")
