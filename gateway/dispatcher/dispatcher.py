@@ -85,6 +85,7 @@ class Round:
 
 
 MAX_ROUNDS_IN_FLIGHT = 8  # per lane, when rounds overlap (order-keeping targets)
+MAX_FANOUTS = 4096  # remembered routes (lanes of the rules a topic matched)
 
 
 @dataclass(eq=False)
@@ -147,6 +148,7 @@ class Dispatcher:
         self.metrics = DispatchMetrics()
         self.watermark = Watermark(journal.checkpointed)
         self.lanes: dict[str, Lane] = {}
+        self._fanouts: dict[int, tuple[list[TopicRule], list[Lane], tuple[str, ...]]] = {}
         self.outstanding = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -208,8 +210,10 @@ class Dispatcher:
         rules, topic = self.index.route(message.topic)
         if not rules or not self._running:
             return None
-        lanes = [self._lane(rule.name) for rule in rules]
-        names = tuple([lane.name for lane in lanes])
+        fanout = self._fanouts.get(id(rules))
+        if fanout is None or fanout[0] is not rules:
+            fanout = self._fanout(rules)
+        _, lanes, names = fanout
         self.metrics.totals["matched"] += len(lanes)
         for lane in lanes:
             lane.stats.counts["matched"] += 1
@@ -243,6 +247,16 @@ class Dispatcher:
                 self._spawn(self._arm_interval(writer))
             return None  # the broker acknowledges at once: far cheaper than awaiting anything
         return self._ack_future(writer, lanes)
+
+    def _fanout(self, rules: list[TopicRule]) -> tuple[list[TopicRule], list[Lane], tuple[str, ...]]:
+        """The lanes and rule names of a route. The rule index returns the same list for a topic until its rules
+        change, so this is remembered per list (the entry keeps the list alive: its id cannot be reused)."""
+        if len(self._fanouts) >= MAX_FANOUTS:
+            self._fanouts.clear()
+        lanes = [self._lane(rule.name) for rule in rules]
+        fanout = (rules, lanes, tuple([lane.name for lane in lanes]))
+        self._fanouts[id(rules)] = fanout
+        return fanout
 
     def _trace_id(self) -> str:
         """A UUID-shaped id, unique per message (random per process, then a counter): cheaper than uuid4."""

@@ -290,7 +290,7 @@ class Broker:
                 log.exception("event=hook_error topic=%s", message.topic)
                 failures.append(exc)
                 continue
-            if result is not None and inspect.isawaitable(result):
+            if result is not None:  # the protocol: an awaitable or None
                 waits.append(result)
         return waits, failures
 
