@@ -16,6 +16,7 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
@@ -273,16 +274,28 @@ def _publish_qos1(sock: socket.socket, topic: str, size: int, window: int, count
                   deadline: float) -> None:
     cycle = max(window * 4, 256)
     packets = [publish_packet(topic, size, 1, pid) for pid in range(1, cycle + 1)]
+
+    def next_packets(sent: int, room: int) -> bytes:
+        start = sent % cycle
+        chunk = packets[start : start + room]
+        if len(chunk) < room:
+            chunk += packets[: room - len(chunk)]
+        return b"".join(chunk)
+
+    keep_window(sock, window, window // 2, next_packets, counter, stop, deadline)
+
+
+def keep_window(sock: socket.socket, window: int, refill: int, next_packets: Callable[[int, int], bytes],
+                counter: Synchronized, stop: Event, deadline: float) -> None:
+    """Keep `window` QoS 1 PUBLISHes unacknowledged: whenever `refill` slots are free (or nothing is in flight),
+    send ``next_packets(sent so far, free slots)``. `counter` follows the PUBACKs received (4 bytes each; a
+    publisher receives nothing else). Needs a socket timeout, so that `stop` and `deadline` are checked."""
     sent = acked = 0
-    received = 0  # PUBACK bytes (4 each; publishers receive nothing else)
+    received = 0
     while not stop.is_set() and time.monotonic() < deadline:
         room = window - (sent - acked)
-        if room >= window // 2 or sent == acked:
-            start = sent % cycle
-            chunk = packets[start : start + room]
-            if len(chunk) < room:
-                chunk += packets[: room - len(chunk)]
-            sock.sendall(b"".join(chunk))
+        if room >= refill or sent == acked:
+            sock.sendall(next_packets(sent, room))
             sent += room
         try:
             data = sock.recv(65536)

@@ -38,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.mqttload import HARD_DEADLINE, keep_window
 from edgeloop.config import load_config
 from gateway.app import Gateway, install_uvloop, tune_gc
 from gateway.dispatcher.store import RuleFiles
@@ -71,29 +72,17 @@ def publisher(port: int, index: int, window: int, acks: Synchronized, go: Event,
     topic = f"bench/d{index}/data".encode()
     go.wait(60)
     sock.settimeout(1.0)
-    sent = acked = received = 0
-    packet_id = 0
+
+    def next_packets(sent: int, room: int) -> bytes:
+        chunk = []
+        for packet_id in range(sent + 1, sent + room + 1):
+            payload = bytearray(PAYLOAD_TEMPLATE)
+            payload[T_OFFSET:T_OFFSET + 19] = b"%019d" % time.time_ns()
+            chunk.append(publish_packet(topic, (packet_id - 1) % 65535 + 1, bytes(payload)))
+        return b"".join(chunk)
+
     try:
-        while not stop.is_set():
-            room = window - (sent - acked)
-            if room >= window // 4 or sent == acked:
-                chunk = []
-                for _ in range(room):
-                    packet_id = packet_id % 65535 + 1
-                    payload = bytearray(PAYLOAD_TEMPLATE)
-                    payload[T_OFFSET:T_OFFSET + 19] = b"%019d" % time.time_ns()
-                    chunk.append(publish_packet(topic, packet_id, bytes(payload)))
-                sock.sendall(b"".join(chunk))
-                sent += room
-            try:
-                data = sock.recv(65536)
-            except TimeoutError:
-                continue
-            if not data:
-                return
-            received += len(data)
-            acked = received // 4
-            acks.value = acked
+        keep_window(sock, window, window // 4, next_packets, acks, stop, time.monotonic() + HARD_DEADLINE)
     except OSError:
         pass
     finally:
