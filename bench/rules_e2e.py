@@ -60,7 +60,8 @@ def publish_packet(topic: bytes, packet_id: int, payload: bytes) -> bytes:
     return bytes([0x32]) + bytes(length) + body
 
 
-def publisher(port: int, index: int, window: int, acks: Synchronized, go: Event, stop: Event) -> None:
+def publisher(port: int, index: int, window: int, acks: Synchronized, connected: Any, go: Event,
+              stop: Event) -> None:
     """QoS 1 publisher: keeps `window` messages in flight, stamps each payload with its send time."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -69,6 +70,7 @@ def publisher(port: int, index: int, window: int, acks: Synchronized, go: Event,
     sock.sendall(bytes([0x10, len(connect)]) + connect)
     if sock.recv(4) != b"\x20\x02\x00\x00":
         raise ConnectionError("CONNACK refused")
+    connected.release()
     topic = f"bench/d{index}/data".encode()
     go.wait(60)
     sock.settimeout(1.0)
@@ -211,7 +213,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def run(args: argparse.Namespace, home: Path, port_box: Any, go: Event, stop_pub: Event,
+async def run(args: argparse.Namespace, home: Path, port_box: Any, connected: Any, go: Event, stop_pub: Event,
               acks: list[Synchronized]) -> dict[str, float]:
     config = load_config(overrides={
         "data_dir": str(home), "mqtt.dev": True, "mqtt.dev_port": 0, "mqtt.port": 0, "mqtt.https_port": 0,
@@ -234,7 +236,9 @@ async def run(args: argparse.Namespace, home: Path, port_box: Any, go: Event, st
         reader = Reader(engine)
         stop = asyncio.Event()
         reader_task = asyncio.create_task(reader.run(stop))
-        await asyncio.sleep(0.5)
+        for _ in range(args.publishers):  # every publisher has its CONNACK before the clock starts
+            if not await asyncio.to_thread(connected.acquire, True, 120):
+                raise SystemExit("a publisher did not connect within 120 s")
         go.set()
         await asyncio.sleep(args.warmup)
         with GcWatch() as watch:
@@ -289,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = mp.get_context("spawn")
     port_box = ctx.Queue()
-    go, stop_pub = ctx.Event(), ctx.Event()
+    go, stop_pub, connected = ctx.Event(), ctx.Event(), ctx.Semaphore(0)
     acks = [ctx.Value("q", 0, lock=False) for _ in range(args.publishers)]
     uv = install_uvloop()
     with tempfile.TemporaryDirectory(prefix="rules-e2e-") as tmp:
@@ -299,10 +303,10 @@ def main(argv: list[str] | None = None) -> int:
             args.publishers = 0
 
         async def orchestrate() -> None:
-            task = asyncio.create_task(run(args, Path(tmp), port_box, go, stop_pub, acks))
+            task = asyncio.create_task(run(args, Path(tmp), port_box, connected, go, stop_pub, acks))
             port = await asyncio.to_thread(port_box.get, True, 60)
-            procs = [ctx.Process(target=publisher, args=(port, i, args.window, acks[i], go, stop_pub), daemon=True)
-                     for i in range(args.publishers)]
+            procs = [ctx.Process(target=publisher, args=(port, i, args.window, acks[i], connected, go, stop_pub),
+                                 daemon=True) for i in range(args.publishers)]
             for p in procs:
                 p.start()
             loop_result.update(await task)
@@ -325,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                      ("gc_us_per_msg", "{:.1f}"), ("gc_full_collections", "{:,.0f}"),
                      ("gc_longest_pause_ms", "{:.1f}")):
         print(f"{key:<24}{fmt.format(r[key]):>12}")
+    if not r["acks_per_s"] or not r["records_per_s"]:
+        print("rules_e2e: no message went through in the measured window", file=sys.stderr)
+        return 1
     return 0
 
 
