@@ -24,6 +24,7 @@ from rules.compiler import DEFAULT_SQL_VERSION, NO_MATCH, SQL_VERSIONS, Compiled
 from rules.context import MessageContext
 from rules.engine import RuleIndex, error_message, evaluate_rule, render_error_action
 from rules.errors import (
+    RuleEvaluationError,
     RulesError,
     RuleValidationError,
     SqlSemanticError,
@@ -34,11 +35,13 @@ from rules.errors import (
 from rules.model import SUPPORTED_ACTION_KINDS, TopicRule, parse_topic_rule, validate_rule_name
 from rules.parser import parse_expression, parse_sql
 from rules.printer import to_expr_sql, to_sql
+from rules.regexes import DEFAULT_BUDGET_MS as DEFAULT_REGEX_BUDGET_MS
 from rules.templates import Template, compile_template
 from rules.topics import TopicIndex, basic_ingest, filter_matches, validate_filter
 from rules.values import UNDEFINED, dumps, to_payload_bytes
 
 __all__ = [
+    "DEFAULT_REGEX_BUDGET_MS",
     "DEFAULT_SQL_VERSION",
     "NO_MATCH",
     "SQL_VERSIONS",
@@ -51,6 +54,7 @@ __all__ = [
     "KinesisAction",
     "MessageContext",
     "RepublishAction",
+    "RuleEvaluationError",
     "RuleIndex",
     "RuleValidationError",
     "RulesError",

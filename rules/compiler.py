@@ -1,8 +1,9 @@
 """Compile an IoT SQL AST into Python closures, once per rule; evaluate them per message.
 
 Each expression becomes ``fn(env) -> value``. Every check that can be made without a message (unknown
-function, arity, cloud-only function, SQL-version feature, undefined variable) is made here and raises;
-the closures themselves never raise on message content.
+function, arity, cloud-only function, SQL-version feature, undefined variable, a literal regex pattern too
+large to compile) is made here and raises; the closures themselves raise only RuleEvaluationError (a
+regexp call out of its time budget).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from rules.errors import SqlSemanticError
 from rules.functions import CLOUD_FUNCTIONS, MQTT_PROPERTY_NAMES, VOLATILE, get_item, lookup
 from rules.operators import BINARY_OPS, op_neg, op_not
 from rules.parser import parse_sql
+from rules.regexes import regex_budget
 from rules.topics import validate_filter
 from rules.values import UNDEFINED, Value, sql_equals, to_bool, to_decimal, to_int, to_string
 
@@ -282,6 +284,8 @@ class _Compiler:
         if spec.name == "encode" and isinstance(node.args[0], Star) and not nested:
             args[0] = lambda env: env.msg.payload  # encode(*, ...) encodes the payload bytes as received
         impl = spec.impl
+        if spec.bind is not None:  # e.g. a regexp function: its literal pattern compiled now, its time budget
+            impl = spec.bind({i: a.value for i, a in enumerate(node.args) if isinstance(a, Literal)})
         constant = all(isinstance(a, Literal) for a in node.args)
         if spec.name == "topic" and n == 1 and isinstance(node.args[0], Literal) and type(node.args[0].value) is int:
             return _topic_level(node.args[0].value)
@@ -562,10 +566,14 @@ class CompiledQuery:
         return self._select(env)
 
 
-def compile_sql(sql: str, version: str | None = None) -> CompiledQuery:
-    """Parse and compile a statement for an SQL version (default 2015-10-08). Raises RulesError subclasses."""
+def compile_sql(sql: str, version: str | None = None, *, regex_budget_ms: float | None = None) -> CompiledQuery:
+    """Parse and compile a statement for an SQL version (default 2015-10-08). Raises RulesError subclasses.
+
+    ``regex_budget_ms``: the time each regexp function call may take (default: the budget in force, see
+    :func:`rules.regexes.regex_budget`, normally ``DEFAULT_BUDGET_MS``)."""
     v = check_version(version)
-    return CompiledQuery(parse_sql(sql), v, sql)
+    with regex_budget(regex_budget_ms):
+        return CompiledQuery(parse_sql(sql), v, sql)
 
 
 def compile_expression(node: Expr, version: str, variables: frozenset[str] = frozenset()) -> Fn:

@@ -6,9 +6,11 @@ import base64
 import json
 from collections.abc import Iterable
 
-from rules.actions import ActionFailure, ActionInvocation
+from rules.actions import Action, ActionFailure, ActionInvocation
 from rules.context import MessageContext
+from rules.errors import RuleEvaluationError
 from rules.model import TopicRule
+from rules.templates import Template
 from rules.topics import TopicIndex, basic_ingest
 from rules.values import dumps
 
@@ -17,14 +19,34 @@ def evaluate_rule(rule: TopicRule, msg: MessageContext) -> list[ActionInvocation
     """The actions to run for ``msg`` (empty when WHERE is false or Undefined). Never raises.
 
     Every invocation carries the exact data to send; the SELECT output is serialised once and shared.
-    Substitution templates see the original message, not the SELECT output.
+    Substitution templates see the original message, not the SELECT output. When the message cannot be
+    evaluated (:class:`RuleEvaluationError`: a regexp call out of its time budget), every action comes
+    back failed with that error, so the dispatcher sends the message to the rule's errorAction.
     """
-    found = rule.query.run(msg)
-    if found is None:
-        return []
-    env, output = found
-    payload = output if type(output) is bytes else dumps(output).encode("utf-8")  # to_payload_bytes, inline
-    return [action.render(env, output, payload) for action in rule.actions]
+    try:
+        found = rule.query.run(msg)
+        if found is None:
+            return []
+        env, output = found
+        payload = output if type(output) is bytes else dumps(output).encode("utf-8")  # to_payload_bytes, inline
+        return [action.render(env, output, payload) for action in rule.actions]
+    except RuleEvaluationError as exc:
+        return [_unevaluated(action, str(exc)) for action in rule.actions]
+
+
+# The field naming each action's resource, reported as written (templates unrendered) when evaluation failed.
+_RESOURCE_FIELDS = ("topic", "stream_name", "queue_url", "bucket_name", "delivery_stream_name")
+
+
+def _unevaluated(action: Action, error: str) -> ActionInvocation:
+    """A failed invocation for an action whose message could not be evaluated."""
+    resource = ""
+    for name in _RESOURCE_FIELDS:
+        template = getattr(action, name, None)
+        if isinstance(template, Template):
+            resource = template.static if template.static is not None else template.source
+            break
+    return ActionInvocation(action, {}, b"", resource, error)
 
 
 def error_message(rule_name: str, msg: MessageContext, failures: Iterable[ActionFailure]) -> dict[str, object]:
@@ -45,13 +67,19 @@ def render_error_action(
 ) -> ActionInvocation | None:
     """The errorAction invocation carrying the error document, or None when the rule has no errorAction.
 
-    Its templates are rendered against the original message, like the rule's actions.
+    Its templates are rendered against the original message, like the rule's actions; when that fails
+    (RuleEvaluationError), the invocation carries the error instead.
     """
     if rule.error_action is None:
         return None
     doc = error_message(rule.name, msg, failures)
     payload = json.dumps(doc, separators=(",", ":")).encode("utf-8")
-    return rule.error_action.render(rule.query.env(msg), doc, payload)
+    try:
+        return rule.error_action.render(rule.query.env(msg), doc, payload)
+    except RuleEvaluationError as exc:  # SET variables or its templates ran out of a regex budget
+        failed = _unevaluated(rule.error_action, f"the errorAction could not be rendered: {exc}")
+        failed.payload = payload
+        return failed
 
 
 class RuleIndex:

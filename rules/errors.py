@@ -1,7 +1,9 @@
 """The rules engine's exception hierarchy.
 
-Every error is raised while a rule is *created* (parsed, compiled, validated); evaluating a compiled
-rule against a message never raises on message content.
+Every error but :class:`RuleEvaluationError` is raised while a rule is *created* (parsed, compiled,
+validated). Evaluating a compiled rule against a message raises only :class:`RuleEvaluationError` (a
+bounded computation that ran out of budget); ``evaluate_rule`` turns it into failed actions for the
+rule's errorAction and never raises.
 """
 
 from __future__ import annotations
@@ -40,3 +42,11 @@ class TemplateError(RulesError):
 
 class RuleValidationError(RulesError):
     """A topic-rule payload, rule name or action field is invalid. The message names the field."""
+
+
+class RuleEvaluationError(RulesError):
+    """A message could not be evaluated: a bounded computation (a regular expression) ran out of budget.
+
+    Raised by the compiled expressions (``CompiledQuery.run`` / ``evaluate``, template rendering) and by
+    constant folding at creation; ``evaluate_rule`` reports it as a failure of every action of the rule.
+    """

@@ -1,7 +1,9 @@
 """The IoT SQL built-in functions (AWS "Functions" reference page), minus those that call a cloud service.
 
-Every implementation is total: bad argument types give Undefined, never an exception. Functions that
-read the message (topic(), clientid(), ...) take the evaluation :class:`~rules.context.Env` first.
+Every implementation is total: bad argument types give Undefined, never an exception — except that a
+regexp function that runs out of its time budget raises RuleEvaluationError (see rules/regexes.py).
+Functions that read the message (topic(), clientid(), ...) take the evaluation :class:`~rules.context.Env`
+first.
 """
 
 from __future__ import annotations
@@ -11,14 +13,12 @@ import binascii
 import hashlib
 import math
 import random
-import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
-from functools import lru_cache
 
-from rules import timefmt
+from rules import regexes, timefmt
 from rules.context import Env
 from rules.md2 import md2_hex
 from rules.values import (
@@ -45,6 +45,9 @@ class FunctionSpec:
     max_args: int | None  # None: variadic
     impl: Callable[..., Value]
     uses_env: bool = False
+    # Specialises ``impl`` for one call site, given its literal arguments by position (regexp functions:
+    # the pattern compiled at creation, the regex budget in force). Called by the compiler.
+    bind: Callable[[Mapping[int, Value]], Callable[..., Value]] | None = None
 
     def arity_text(self) -> str:
         if self.max_args is None:
@@ -217,76 +220,6 @@ def _chr(code: Value) -> Value:
     return chr(n)  # type: ignore[arg-type]
 
 
-_JAVA_NAMED_GROUP = re.compile(r"(?<!\\)\(\?<(?=[A-Za-z])")  # Java (?<name>...) -> Python (?P<name>...)
-
-
-@lru_cache(maxsize=512)
-def compile_regex(pattern: str) -> re.Pattern[str] | None:
-    """A Java-style regex compiled with Python's engine; None when Python cannot compile it."""
-    try:
-        return re.compile(_JAVA_NAMED_GROUP.sub("(?P<", pattern))
-    except (re.error, OverflowError):
-        return None
-
-
-_JAVA_GROUP_REF = re.compile(r"\$(\d+)|\$\{(\w+)\}|\\(.)|\\$")
-
-
-@lru_cache(maxsize=512)
-def java_replacement(repl: str) -> Callable[[re.Match[str]], str]:
-    """Java replacement syntax (``$1``, ``${name}``, ``\\$``) as a Python replacement callable."""
-    parts: list[str | int | tuple[str, str]] = []
-    pos = 0
-    for m in _JAVA_GROUP_REF.finditer(repl):
-        parts.append(repl[pos : m.start()])
-        if m.group(1) is not None:
-            parts.append(int(m.group(1)))
-        elif m.group(2) is not None:
-            parts.append(("name", m.group(2)))
-        elif m.group(3) is not None:
-            parts.append(m.group(3))
-        pos = m.end()
-    parts.append(repl[pos:])
-
-    def expand(match: re.Match[str]) -> str:
-        out = []
-        for p in parts:
-            if isinstance(p, int):
-                out.append(match.group(p) or "")
-            elif isinstance(p, tuple):
-                out.append(match.group(p[1]) or "")
-            else:
-                out.append(p)
-        return "".join(out)
-
-    return expand
-
-
-def _regexp_matches(s: Value, pattern: Value) -> Value:
-    text, rx = to_string(s), compile_regex(pattern) if type(pattern) is str else None
-    if text is UNDEFINED or rx is None:
-        return UNDEFINED
-    return rx.search(text) is not None  # type: ignore[arg-type]
-
-
-def _regexp_replace(s: Value, pattern: Value, repl: Value) -> Value:
-    text, rx, r = to_string(s), compile_regex(pattern) if type(pattern) is str else None, to_string(repl)
-    if text is UNDEFINED or rx is None or r is UNDEFINED:
-        return UNDEFINED
-    try:
-        return rx.sub(java_replacement(r), text)  # type: ignore[arg-type]
-    except (IndexError, re.error):
-        return UNDEFINED
-
-
-def _regexp_substr(s: Value, pattern: Value) -> Value:
-    text, rx = to_string(s), compile_regex(pattern) if type(pattern) is str else None
-    if text is UNDEFINED or rx is None:
-        return UNDEFINED
-    m = rx.search(text)  # type: ignore[arg-type]
-    return m.group(0) if m else ""
-
-
 # -- collections and types ------------------------------------------------------------------------
 
 
@@ -448,8 +381,9 @@ def _specs() -> list[FunctionSpec]:
         f("startswith", 2, 2, _str_fn(str.startswith)), f("endswith", 2, 2, _str_fn(str.endswith)),
         f("indexof", 2, 2, _str_fn(str.find)), f("chr", 1, 1, _chr),
         f("lpad", 2, 2, _pad(left=True)), f("rpad", 2, 2, _pad(left=False)),
-        f("regexp_matches", 2, 2, _regexp_matches), f("regexp_replace", 3, 3, _regexp_replace),
-        f("regexp_substr", 2, 2, _regexp_substr),
+        f("regexp_matches", 2, 2, regexes.bind_regexp_matches(), bind=regexes.bind_regexp_matches),
+        f("regexp_replace", 3, 3, regexes.bind_regexp_replace(), bind=regexes.bind_regexp_replace),
+        f("regexp_substr", 2, 2, regexes.bind_regexp_substr(), bind=regexes.bind_regexp_substr),
         # collections, types
         f("get", 2, 2, get_item), f("get_or_default", 2, 2, _get_or_default), f("transform", 3, 3, _transform),
         f("isNull", 1, 1, lambda v: v is None), f("isUndefined", 1, 1, lambda v: v is UNDEFINED),

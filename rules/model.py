@@ -24,6 +24,7 @@ from rules.actions import (
 )
 from rules.compiler import CompiledQuery, check_version, compile_sql
 from rules.errors import RuleValidationError, SqlSemanticError
+from rules.regexes import regex_budget
 from rules.templates import Template, compile_template
 
 RULE_NAME_RE = re.compile(r"[a-zA-Z0-9_]{1,128}")
@@ -274,12 +275,20 @@ class TopicRule:
         return out
 
 
-def parse_topic_rule(name: str, payload: dict[str, Any] | str | bytes) -> TopicRule:
+def parse_topic_rule(
+    name: str, payload: dict[str, Any] | str | bytes, *, regex_budget_ms: float | None = None
+) -> TopicRule:
     """Validate and compile a ``TopicRulePayload`` (a dict or its JSON text) for rule ``name``.
 
     Raises :class:`RuleValidationError` (fields), :class:`SqlSyntaxError` / :class:`SqlSemanticError` /
     :class:`TopicFilterError` (the SQL) or :class:`TemplateError` (``${...}`` in a field).
+    ``regex_budget_ms``: the time each regexp call of the SQL and templates may take (see compile_sql).
     """
+    with regex_budget(regex_budget_ms):
+        return _parse_topic_rule(name, payload)
+
+
+def _parse_topic_rule(name: str, payload: dict[str, Any] | str | bytes) -> TopicRule:
     validate_rule_name(name)
     if isinstance(payload, str | bytes):
         try:
