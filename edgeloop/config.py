@@ -73,6 +73,11 @@ class MqttSection:
     identity_recheck_secs: float = 1.0  # how often live connections notice registry changes (revocation)
     tls_session_tickets: int = 0  # TLS 1.3 tickets per handshake; each costs server CPU, few devices resume
     tls_handshake_timeout_secs: float = 10.0  # a TLS handshake not done by then is aborted and counted
+    # MQTT over WebSocket on https_port signed with SigV4 (api.access_key/secret_key), as the AWS IoT SDKs'
+    # `websockets_with_default_aws_signing` do. True = on when allowed: the API secret is not the built-in
+    # default, or the listener is bound to loopback only. False = off, and https_port requires a certificate.
+    sigv4_websocket: bool = True
+    sigv4_policy: str = ""  # IoT policy of SigV4 connections; empty = built-in allow-all
 
 
 @dataclass

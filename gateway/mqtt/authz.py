@@ -1,13 +1,16 @@
 """Authentication and authorization glue between listeners and the identity component.
 
-A listener's authenticator turns a CONNECT (plus the TLS client certificate, when there is one) into a
-`PolicyAuth`: the connection's `AuthorizationSession`, re-bound whenever the registry generation changes.
+A listener's authenticator turns a CONNECT (plus the TLS client certificate, or the access key that signed a
+SigV4 WebSocket upgrade) into a `PolicyAuth`: the connection's `AuthorizationSession`, re-bound whenever the
+registry generation changes.
 The registry calls are blocking (SQLite); connections run authenticators in a worker thread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from gateway.identity.policy import DEV_ALLOW_ALL_POLICY, AuthorizationSession, Authorizer, PolicyDocument, Principal
@@ -78,13 +81,59 @@ class CertificateAuthenticator:
         return PolicyAuth(session, principal.certificate_id)
 
 
+@dataclasses.dataclass(frozen=True)
+class SigV4Authenticator:
+    """SigV4 WebSocket connections: the principal is the access key that signed the upgrade (an IAM-style
+    identity, not a thing). IAM policies do not exist here, so its rights are the IoT policy `policy_name`
+    (`mqtt.sigv4_policy`; empty = the built-in allow-all), evaluated by the policy engine like any other.
+
+    One instance per listener; `for_access_key` binds it to a connection's verified access key.
+    """
+
+    registry: Registry
+    authorizer: Authorizer
+    policy_name: str = ""
+    access_key: str = ""
+
+    def for_access_key(self, access_key: str) -> SigV4Authenticator:
+        return dataclasses.replace(self, access_key=access_key)
+
+    def __call__(self, conn: MqttConnection, connect: Connect) -> PolicyAuth:
+        client_id = conn.client_id or connect.client_id
+        source_ip = conn.peer
+
+        def principal() -> Principal:
+            return Principal(client_id=client_id, source_ip=source_ip, policies=self.policies())
+
+        if not self.policy_name:
+            return PolicyAuth(self.authorizer.session(principal(), _no_generation), self.access_key)
+        generation = self.registry.generation
+        return PolicyAuth(self.authorizer.session(principal(), generation, principal), self.access_key)
+
+    def policies(self) -> tuple[PolicyDocument, ...]:
+        """The policy documents of a SigV4 principal (blocking: a registry read for a named policy)."""
+        from gateway.identity.registry import BUILTIN_POLICIES
+
+        name = self.policy_name
+        if not name:
+            return _allow_all()
+        if name in BUILTIN_POLICIES:
+            self.registry.ensure_builtin_policy(name)
+        return (PolicyDocument.parse(self.registry.policies.document(name)),)
+
+
+@lru_cache(maxsize=1)
+def _allow_all() -> tuple[PolicyDocument, ...]:
+    return (PolicyDocument.parse(DEV_ALLOW_ALL_POLICY),)
+
+
 class DevAuthenticator:
     """The plain development listener: anonymous / username clients get the explicit dev principal."""
 
     def __init__(self, registry: Registry | None, authorizer: Authorizer) -> None:
         self.registry = registry
         self.authorizer = authorizer
-        self._builtin = (PolicyDocument.parse(DEV_ALLOW_ALL_POLICY),)
+        self._builtin = _allow_all()
 
     def __call__(self, conn: MqttConnection, connect: Connect) -> PolicyAuth:
         registry = self.registry

@@ -3,7 +3,9 @@
 - ``mqtts`` (config.mqtt.port, 8883): MQTT over TLS >= 1.2, client certificate required; ALPN ``mqtt``,
   ``x-amzn-mqtt-ca`` or none.
 - ``https`` (config.mqtt.https_port, 8443): TLS with ALPN dispatch: ``x-amzn-mqtt-ca`` -> MQTT,
-  ``http/1.1`` (or none) -> HTTPS: MQTT over WebSocket at ``/mqtt`` and ``POST /topics/{topic}``.
+  ``http/1.1`` (or none) -> HTTPS: MQTT over WebSocket at ``/mqtt`` and ``POST /topics/{topic}``. With
+  ``mqtt.sigv4_websocket`` (the default) the handshake does not require a client certificate (CERT_OPTIONAL), so
+  that SigV4-signed WebSocket upgrades get through; everything else on it is refused without one.
 - ``dev`` (config.mqtt.dev_port, 1883, only with config.mqtt.dev): plain MQTT bound to 127.0.0.1.
 
 The event loop runs TLS handshakes (`connect_accepted_socket(ssl=...)` on sockets accepted by `TlsServer`, as fast
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 from collections.abc import Callable, Iterable, Sequence
@@ -24,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 from edgeloop.config import Config
 from gateway.identity.policy import Authorizer
 from gateway.mqtt import lifecycle
-from gateway.mqtt.authz import CertificateAuthenticator, DevAuthenticator
+from gateway.mqtt.authz import CertificateAuthenticator, DevAuthenticator, SigV4Authenticator, peer_certificate
 from gateway.mqtt.broker import Broker, PublishHook
 from gateway.mqtt.connection import Authenticator, MqttConnection
 from gateway.mqtt.errors import MqttError
+from gateway.mqtt.sigv4ws import COUNTERS as SIGV4_COUNTERS
+from gateway.mqtt.sigv4ws import SigV4Gate, SigV4WebSocket, sigv4_gate
 from gateway.mqtt.store import BrokerStore
-from gateway.mqtt.tlsaccept import TlsServer, failure_detail, failure_reason
+from gateway.mqtt.tlsaccept import TlsServer, count_failure, failure_detail, failure_reason
 
 if TYPE_CHECKING:
     from gateway.identity.registry import Registry
@@ -39,11 +44,11 @@ log = logging.getLogger("edgeloop.mqtt")
 MQTT_ALPN = ("mqtt", "x-amzn-mqtt-ca")
 HTTPS_ALPN = ("x-amzn-mqtt-ca", "http/1.1")
 LISTEN_BACKLOG = 4096  # connection storms (a fleet reconnecting at once) must not overflow the accept queue
-SslContextFactory = Callable[[Sequence[str]], ssl.SSLContext]
+SslContextFactory = Callable[[Sequence[str], bool], ssl.SSLContext]  # (ALPN, require a client certificate)
 
 
 MQTT_CONNECT_BYTE = 0x10  # the first byte of every MQTT session: a CONNECT fixed header
-ProtocolChooser = Callable[[str | None, int | None], asyncio.Protocol]
+ProtocolChooser = Callable[[Any, str | None, int | None], asyncio.Protocol]  # (TLS transport, ALPN, first byte)
 
 
 class TlsListener:
@@ -62,12 +67,20 @@ class TlsListener:
 
     def handshake_failed(self, peer: str | None, exc: BaseException) -> None:
         """Log and count a failed handshake, in total and per reason (`tls_failures_<reason>`)."""
-        reason = failure_reason(exc)
-        metrics = self.broker.metrics
-        metrics["tls_failures"] += 1
-        metrics[f"tls_failures_{reason}"] += 1
-        log.info("event=tls_failed listener=%s peer=%s reason=%s detail=%r", self.name, peer, reason,
-                 failure_detail(exc))
+        count_failure(self.broker.metrics, self.name, peer, failure_reason(exc), failure_detail(exc))
+
+    def refuse(self, transport: Any, reason: str, detail: str) -> asyncio.Protocol:
+        """Count and log a connection refused right after its handshake; the protocol returned closes it."""
+        peer = transport.get_extra_info("peername")
+        count_failure(self.broker.metrics, self.name, peer[0] if isinstance(peer, tuple) else None, reason, detail)
+        return _Refused()
+
+
+class _Refused(asyncio.Protocol):
+    """Closes the connection it is given."""
+
+    def connection_made(self, transport: Any) -> None:
+        transport.abort()
 
 
 class TlsDispatch(asyncio.Protocol):
@@ -95,7 +108,7 @@ class TlsDispatch(asyncio.Protocol):
             timeout = self._listener.broker.limits.connect_timeout_secs
             self._timer = asyncio.get_running_loop().call_later(timeout, transport.abort)
             return
-        self._attach(self._listener.choose(alpn, None))
+        self._attach(self._listener.choose(transport, alpn, None))
 
     def _attach(self, inner: asyncio.Protocol) -> None:
         if self._timer is not None:
@@ -111,7 +124,7 @@ class TlsDispatch(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._early is not None and self._transport is not None:  # no ALPN: the first byte decides
             self._early.append(data)
-            self._attach(self._listener.choose(None, data[0]))
+            self._attach(self._listener.choose(self._transport, None, data[0]))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
@@ -129,6 +142,7 @@ class MqttService:
     servers: list[asyncio.AbstractServer | TlsServer] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     web: Any = None
+    sigv4: SigV4Gate | None = None  # whether SigV4 WebSocket is accepted on the https listener, and why not
 
     async def stop(self) -> None:
         """Stop listening, close connections, flush sessions and retained state to disk."""
@@ -193,13 +207,16 @@ async def _start_tls_listeners(service: MqttService, config: Config, registry: R
 
     broker = service.broker
     limits = config.mqtt
-    make_context: SslContextFactory = factory or (lambda alpn: gateway_server_context(registry, alpn))
-    mqtt_ctx, https_ctx = await asyncio.to_thread(lambda: (make_context(MQTT_ALPN), make_context(HTTPS_ALPN)))
+    make_context: SslContextFactory = factory or (
+        lambda alpn, required: gateway_server_context(registry, alpn, require_certificate=required))
+    https_requires_cert = not limits.sigv4_websocket
+    mqtt_ctx, https_ctx = await asyncio.to_thread(
+        lambda: (make_context(MQTT_ALPN, True), make_context(HTTPS_ALPN, https_requires_cert)))
     for context in (mqtt_ctx, https_ctx):
         context.num_tickets = limits.tls_session_tickets
     cert_auth: Authenticator = CertificateAuthenticator(registry, authorizer)
 
-    def mqtt_protocol(_alpn: str | None, _first: int | None) -> asyncio.Protocol:
+    def mqtt_protocol(_transport: Any, _alpn: str | None, _first: int | None) -> asyncio.Protocol:
         return MqttConnection(broker, cert_auth, "mqtts")
 
     server = await _tls_server(TlsListener(broker, mqtt_protocol, "mqtts"), limits.host, limits.port, mqtt_ctx,
@@ -207,19 +224,35 @@ async def _start_tls_listeners(service: MqttService, config: Config, registry: R
     service.servers.append(server)
     service.ports["mqtts"] = server.sockets[0].getsockname()[1]
 
-    web = DeviceWebApp(broker, cert_auth)
+    for name in SIGV4_COUNTERS:
+        broker.metrics[name] += 0
+    sigv4 = SigV4WebSocket(SigV4Gate(False, "the listener is not bound yet"), {config.api.access_key:
+                           config.api.secret_key}, config.aws.region,
+                           SigV4Authenticator(registry, authorizer, limits.sigv4_policy))
+    web = DeviceWebApp(broker, cert_auth, sigv4)
     await web.start()
     service.web = web
 
-    def https_protocol(alpn: str | None, first: int | None) -> asyncio.Protocol:
+    def https_protocol(transport: Any, alpn: str | None, first: int | None) -> asyncio.Protocol:
         if alpn == "x-amzn-mqtt-ca" or (alpn is None and first == MQTT_CONNECT_BYTE):
+            if not peer_certificate(transport):
+                return https.refuse(transport, "no_certificate", "MQTT on this port needs a client certificate")
             return MqttConnection(broker, cert_auth, "https-mqtt")
         return web.protocol()
 
-    server = await _tls_server(TlsListener(broker, https_protocol, "https", sniff=True), limits.host,
-                               limits.https_port, https_ctx, limits.tls_handshake_timeout_secs)
+    https = TlsListener(broker, https_protocol, "https", sniff=True)
+    server = await _tls_server(https, limits.host, limits.https_port, https_ctx, limits.tls_handshake_timeout_secs)
     service.servers.append(server)
     service.ports["https"] = server.sockets[0].getsockname()[1]
+    # No await since the bind: no connection has been served before the gate is decided.
+    gate = sigv4_gate(limits.sigv4_websocket, config.api, [sock.getsockname()[0] for sock in server.sockets])
+    web.sigv4 = dataclasses.replace(sigv4, gate=gate)
+    service.sigv4 = gate
+    if gate.enabled:
+        log.info("event=sigv4_websocket state=on port=%d policy=%s", service.ports["https"],
+                 limits.sigv4_policy or "built-in allow-all")
+    else:
+        log.warning("event=sigv4_websocket state=off port=%d reason=%r", service.ports["https"], gate.why_off)
 
 
 async def _tls_server(listener: TlsListener, host: str, port: int, context: ssl.SSLContext,

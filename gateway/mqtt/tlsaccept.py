@@ -13,7 +13,7 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 
 log = logging.getLogger("edgeloop.mqtt")
 
@@ -82,6 +82,18 @@ def failure_detail(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError) and exc.reason:
         return str(exc.reason)
     return str(exc) or type(exc).__name__
+
+
+def count_failure(metrics: MutableMapping[str, int], listener: str, peer: str | None, reason: str,
+                  detail: str) -> None:
+    """Count a refused connection in `tls_failures` and `tls_failures_<reason>` and log it with its peer.
+
+    Used for failed handshakes and for connections a listener refuses right after one (on the HTTPS port, where
+    the handshake lets a client without a certificate through, anything but a SigV4 WebSocket still needs one).
+    """
+    metrics["tls_failures"] += 1
+    metrics[f"tls_failures_{reason}"] += 1
+    log.info("event=tls_failed listener=%s peer=%s reason=%s detail=%r", listener, peer, reason, detail)
 
 
 FailureCallback = Callable[[str | None, BaseException], None]
@@ -176,4 +188,4 @@ class TlsServer:
             await asyncio.gather(*self._handshakes, return_exceptions=True)
 
 
-__all__ = ["FAILURE_REASONS", "TlsServer", "failure_detail", "failure_reason"]
+__all__ = ["FAILURE_REASONS", "TlsServer", "count_failure", "failure_detail", "failure_reason"]

@@ -1,8 +1,13 @@
 """The HTTPS side of the device endpoint (port 8443, ALPN ``http/1.1``), served by aiohttp.
 
-- ``GET /mqtt`` upgraded to WebSocket (sub-protocol ``mqtt``): MQTT over binary frames.
+- ``GET /mqtt`` upgraded to WebSocket (sub-protocol ``mqtt``): MQTT over binary frames. The connection is
+  authenticated by its SigV4-signed upgrade when it carries a signature (see `sigv4ws`), else by the client
+  certificate; with neither it is refused (401) before the upgrade.
 - ``POST /topics/{topic}?qos=0|1``: publish the body; the principal comes from the client certificate and
   the ``iot:Publish`` policy applies. Answers like AWS IoT: ``{"message": "OK", "traceId": ...}``.
+
+Refusals are logged and counted: no certificate in `tls_failures_no_certificate`, a refused signature in
+`sigv4_failures_<reason>`.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from gateway.awsapi.sigv4 import credential_of
 from gateway.identity.errors import IdentityError
 from gateway.mqtt.authz import CertificateAuthenticator, peer_certificate
 from gateway.mqtt.broker import Broker
 from gateway.mqtt.connection import Authenticator, MqttConnection
 from gateway.mqtt.message import Message
+from gateway.mqtt.sigv4ws import SigV4WebSocket, WebSocketAuthError, count_refusal, is_signed
+from gateway.mqtt.tlsaccept import count_failure
 from gateway.mqtt.topics import TopicError, validate_topic_name
 
 log = logging.getLogger("edgeloop.mqtt")
@@ -76,9 +84,10 @@ class WebSocketTransport:
 class DeviceWebApp:
     """aiohttp application whose protocol instances the TLS acceptor hands HTTP/1.1 connections to."""
 
-    def __init__(self, broker: Broker, authenticate: Authenticator) -> None:
+    def __init__(self, broker: Broker, authenticate: CertificateAuthenticator, sigv4: SigV4WebSocket) -> None:
         self.broker = broker
         self.authenticate = authenticate
+        self.sigv4 = sigv4
         self.app = web.Application(client_max_size=broker.limits.max_payload_bytes + 1)
         self.app.router.add_get("/mqtt", self.websocket)
         self.app.router.add_post("/topics/{topic:.+}", self.publish)
@@ -95,11 +104,31 @@ class DeviceWebApp:
     async def close(self) -> None:
         await self.runner.cleanup()
 
+    def _websocket_authenticator(self, request: web.Request) -> Authenticator:
+        """How the upgraded connection authenticates its CONNECT, or `WebSocketAuthError` (counted and logged)."""
+        url = request.rel_url
+        if is_signed(request.headers, request.query):
+            try:
+                return self.sigv4.admit(url.raw_path, url.raw_query_string, request.headers, request.query)
+            except WebSocketAuthError as exc:
+                credential = credential_of(request.headers, request.query)
+                count_refusal(self.broker.metrics, request.remote, exc, credential and credential.access_key)
+                raise
+        if peer_certificate(request.transport):
+            return self.authenticate
+        detail = "MQTT over WebSocket needs a client certificate or a SigV4-signed request"
+        count_failure(self.broker.metrics, "https", request.remote, "no_certificate", detail)
+        raise WebSocketAuthError("no_certificate", detail, status=401)
+
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        try:
+            authenticate = self._websocket_authenticator(request)
+        except WebSocketAuthError as exc:
+            return _error(exc.status, exc.message, str(uuid.uuid4()))
         ws = web.WebSocketResponse(protocols=("mqtt",), max_msg_size=0)
         await ws.prepare(request)
         transport = WebSocketTransport(ws, request)
-        conn = MqttConnection(self.broker, self.authenticate, "wss")
+        conn = MqttConnection(self.broker, authenticate, "wss")
         conn.connection_made(transport)
         try:
             async for msg in ws:
@@ -116,6 +145,12 @@ class DeviceWebApp:
 
     async def publish(self, request: web.Request) -> web.Response:
         trace_id = str(uuid.uuid4())
+        der = peer_certificate(request.transport)
+        source_ip = request.remote
+        if not der:  # refused before the body is read
+            count_failure(self.broker.metrics, "https", source_ip, "no_certificate",
+                          "HTTPS publish needs a client certificate")
+            return _error(401, "Unauthorized", trace_id)
         topic = request.match_info["topic"]
         try:
             qos = int(request.query.get("qos", "0"))
@@ -130,9 +165,6 @@ class DeviceWebApp:
         payload = await request.read()
         if len(payload) > self.broker.limits.max_payload_bytes:
             return _error(413, "The payload exceeds the maximum size allowed", trace_id)
-        der = peer_certificate(request.transport)
-        assert isinstance(self.authenticate, CertificateAuthenticator)
-        source_ip = request.remote
         try:
             auth = await asyncio.to_thread(self.authenticate.for_https, der, source_ip)
         except IdentityError as exc:
