@@ -124,6 +124,10 @@ class Gateway:
             for name, port in sorted(self.mqtt.ports.items()):
                 host = "127.0.0.1" if name == "dev" else self.config.mqtt.host
                 lines.append(f"{name:>8}  {host}:{port}")
+            gate = self.mqtt.sigv4
+            if gate is not None:
+                state = "on (api credentials)" if gate.enabled else f"off: {gate.why_off}"
+                lines.append(f"{'sigv4':>8}  WebSocket on https {state}")
         if self.api is not None:
             lines.append(f"{'aws api':>8}  {self.api.url}  (access key {self.config.api.access_key!r})")
             lines.append(f"{'admin':>8}  {self.api.url}/_edgeloop/  (bearer token in {token_path(self.home)})")
