@@ -150,6 +150,7 @@ class RulesSection:
     remote_region: str = ""  # empty = aws.region
     remote_timeout_secs: float = 10.0
     drain_timeout_secs: float = 5.0  # on shutdown, how long queued messages may still be dispatched
+    regex_budget_ms: float = 100.0  # CPU time one regexp_* call may take on a message, then errorAction
 
 
 # -- jobs + fleet provisioning (owned by gateway/jobs and gateway/provisioning) --
@@ -212,6 +213,9 @@ class Config:
                 raise ConfigError(f"mqtt.{name} must be a port number 0-65535, not {port}")
         if not 0 <= self.api.port <= 65535:
             raise ConfigError(f"api.port must be a port number 0-65535, not {self.api.port}")
+        if not 0 < self.rules.regex_budget_ms < float("inf"):
+            raise ConfigError(f"rules.regex_budget_ms must be a positive number of milliseconds, not "
+                              f"{self.rules.regex_budget_ms}")
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

@@ -38,6 +38,7 @@ def test_toml_and_flag_overrides(tmp_path: Path, home: Path) -> None:
         ('[pki]\nkey_type = "dsa"\n', "pki.key_type must be 'ec' or 'rsa'"),
         ("[mqtt\n", "invalid TOML"),
         ("[mqtt]\nport = 70000\n", "port number"),
+        ("[rules]\nregex_budget_ms = 0\n", "rules.regex_budget_ms must be a positive number"),
     ],
 )
 def test_bad_config_is_named_precisely(tmp_path: Path, home: Path, text: str, message: str) -> None:

@@ -329,3 +329,17 @@ def test_a_hostile_message_goes_to_the_error_action_and_the_rest_keeps_flowing(h
     assert failure["errorMessage"].startswith("regexp_matches(): ") and "100 ms budget" in failure["errorMessage"]
     assert metrics["rules"]["pattern"]["error_actions"] == 1 and metrics["dead_lettered"] == 0
     assert elapsed < 20
+
+
+def test_the_configured_budget_reaches_the_rule_files(home: Path) -> None:
+    """`rules.regex_budget_ms` is what rules loaded from the rule folder (gateway, CLI, admin API) run with."""
+    from edgeloop.config import load_config
+    from gateway.dispatcher.store import RuleFiles
+
+    config = load_config(overrides={"data_dir": str(home), "rules.regex_budget_ms": 7.0})
+    files = RuleFiles.for_config(config)
+    files.create("slow", {"sql": "SELECT regexp_matches(s, '(a|aa)+$') AS m FROM 't'",
+                          "actions": [{"republish": {"topic": "out", "roleArn": ROLE}}]})
+    rule = files.read("slow").rule
+    (inv,) = evaluate_rule(rule, MessageContext("t", json.dumps({"s": HOSTILE}).encode()))
+    assert inv.error is not None and "7 ms budget" in inv.error

@@ -20,7 +20,7 @@ from gateway.dispatcher.api import SQL_ERRORS
 from gateway.dispatcher.errors import DispatchError, RuleExistsError, RuleNotFoundError
 from gateway.dispatcher.store import RuleFiles, StoredRule
 from gateway.dispatcher.trial import run_trial
-from rules import RulesError, SqlSyntaxError, TopicRule, parse_topic_rule
+from rules import RulesError, SqlSyntaxError, TopicRule
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -64,7 +64,7 @@ class RuleViews:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.files = RuleFiles.for_home(gateway.home)
+        self.files = RuleFiles.for_config(gateway.config)
 
     def add_to(self, router: Router) -> None:
         router.add("GET", "rules", self.list)
@@ -154,7 +154,7 @@ class RuleViews:
         if not isinstance(payload, dict):
             raise BadRequest('"rule" is required: the topicRulePayload to test (a JSON object)')
         try:
-            rule = parse_topic_rule(UNNAMED_RULE, payload)
+            rule = self.files.parse(UNNAMED_RULE, payload)
         except RulesError as exc:
             raise rule_error(exc) from exc
         return self._trial(rule, doc)

@@ -14,11 +14,10 @@ from gateway.dispatcher.journal import iter_dead_letters
 from gateway.dispatcher.service import JOURNAL_DIR
 from gateway.dispatcher.store import RuleFiles
 from gateway.dispatcher.trial import run_trial
-from rules import parse_topic_rule
 
 
 def _files(app: Any) -> RuleFiles:
-    return RuleFiles.for_home(app.config.home)
+    return RuleFiles.for_config(app.config)
 
 
 def _json_arg(text: str, what: str) -> Any:
@@ -168,7 +167,7 @@ def test(app: Any, name: str | None, sql: str | None, sql_version: str | None, a
         doc: dict[str, Any] = {"sql": sql, "actions": [_json_arg(a, "--action") for a in actions]}
         if sql_version:
             doc["awsIotSqlVersion"] = sql_version
-        rule = parse_topic_rule("test", doc)
+        rule = _files(app).parse("test", doc)
     trial = run_trial(rule, topic, _payload_bytes(payload), client_id=client_id, principal=principal,
                       account_id=app.config.aws.account_id)
     if as_json:

@@ -68,7 +68,7 @@ class RulesService:
     def __init__(self, config: Config, services: dict[str, Any], sync: GroupSync) -> None:
         self.config = config
         rules = config.rules
-        self.files = RuleFiles.for_home(config.home)
+        self.files = RuleFiles.for_config(config)
         self.index = RuleIndex()
         self.reloader = RuleReloader(self.files, self.index)
         self.journal = Journal(config.home / JOURNAL_DIR, rules.journal_segment_bytes)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeloop.config import Config
 from gateway.dispatcher.errors import RuleExistsError, RuleNotFoundError
 from gateway.storage.durable import atomic_write
 from rules import RulesError, RuleValidationError, TopicRule, parse_topic_rule, validate_rule_name
@@ -40,7 +41,7 @@ class StoredRule:
         return self.rule.name
 
 
-def parse_rule_file(name: str, data: bytes, mtime: float) -> StoredRule:
+def parse_rule_file(name: str, data: bytes, mtime: float, regex_budget_ms: float | None = None) -> StoredRule:
     """Validate one rule file's bytes; raises a RulesError subclass saying what is wrong."""
     try:
         doc = json.loads(data)
@@ -51,19 +52,29 @@ def parse_rule_file(name: str, data: bytes, mtime: float) -> StoredRule:
     created = doc.pop(CREATED_AT, None)
     if created is not None and (isinstance(created, bool) or not isinstance(created, int | float)):
         raise RuleValidationError(f"rule file {name}{SUFFIX}: createdAt must be seconds since the epoch")
-    rule = parse_topic_rule(name, doc)
+    rule = parse_topic_rule(name, doc, regex_budget_ms=regex_budget_ms)
     return StoredRule(rule, doc, float(created) if created is not None else mtime)
 
 
 class RuleFiles:
     """The rule folder. Safe to use from several processes: every write is validate-then-rename."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, regex_budget_ms: float | None = None) -> None:
         self.directory = directory
+        self.regex_budget_ms = regex_budget_ms  # None: the rules library's default
 
     @classmethod
     def for_home(cls, home: Path) -> RuleFiles:
         return cls(home / RULES_DIR)
+
+    @classmethod
+    def for_config(cls, config: Config) -> RuleFiles:
+        """The rule folder of `config.home`, compiled with the configured regexp budget."""
+        return cls(config.home / RULES_DIR, config.rules.regex_budget_ms)
+
+    def parse(self, name: str, payload: dict[str, Any]) -> TopicRule:
+        """Validate and compile a topicRulePayload as the files' rules are."""
+        return parse_topic_rule(name, payload, regex_budget_ms=self.regex_budget_ms)
 
     def path(self, name: str) -> Path:
         return self.directory / f"{validate_rule_name(name)}{SUFFIX}"
@@ -100,7 +111,7 @@ class RuleFiles:
             mtime = path.stat().st_mtime
         except FileNotFoundError:
             raise RuleNotFoundError(f"no rule named {name!r} (no file {path})") from None
-        return parse_rule_file(name, data, mtime)
+        return parse_rule_file(name, data, mtime, self.regex_budget_ms)
 
     def read_all(self) -> tuple[list[StoredRule], dict[str, RulesError]]:
         """Every valid rule, and the error of every invalid file by name."""
@@ -153,7 +164,7 @@ class RuleFiles:
             if not isinstance(payload, dict):
                 raise RuleValidationError("topicRulePayload must be a JSON object")
         payload = {k: v for k, v in payload.items() if k != CREATED_AT}
-        rule = parse_topic_rule(name, payload)
+        rule = self.parse(name, payload)
         self.directory.mkdir(parents=True, exist_ok=True)
         doc = {**payload, CREATED_AT: round(created_at, 3)}
         atomic_write(self.path(name), (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
