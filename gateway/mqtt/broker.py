@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from edgeloop.config import Config
+from gateway.mqtt.housekeeping import AuthenticationBatches, DeadlineWheel
 from gateway.mqtt.message import Message
 from gateway.mqtt.metrics import Metrics
 from gateway.mqtt.packets import Properties, Will
@@ -88,7 +89,25 @@ class Broker:
         self.connections: set[MqttConnection] = set()
         self._seq = 1
         self._background: set[asyncio.Future[Any]] = set()
+        self._wheel: DeadlineWheel | None = None
+        self._auth_batches: AuthenticationBatches | None = None
         self.started_at = time.time()
+
+    @property
+    def wheel(self) -> DeadlineWheel:
+        """The connect timeouts and keep-alive deadlines of every connection (one loop timer)."""
+        wheel = self._wheel
+        if wheel is None:
+            wheel = self._wheel = DeadlineWheel(asyncio.get_running_loop())
+        return wheel
+
+    @property
+    def auth_batches(self) -> AuthenticationBatches:
+        """Where connections send their CONNECT to be authenticated (a worker thread, one hop per batch)."""
+        batches = self._auth_batches
+        if batches is None:
+            batches = self._auth_batches = AuthenticationBatches(asyncio.get_running_loop(), self.track)
+        return batches
 
     # -- start / stop ------------------------------------------------------------------------------
 
@@ -121,10 +140,10 @@ class Broker:
         for d in stored.deliveries:
             delivery = Delivery(d.message, d.qos, d.retain, d.sub_ids, d.packet_id, d.state, d.seq)
             if d.packet_id is not None and d.state != QUEUED:
-                session.inflight[d.packet_id] = delivery
+                session.writable_inflight()[d.packet_id] = delivery
             else:
                 delivery.state = QUEUED
-                session.queue.append(delivery)
+                session.writable_queue().append(delivery)
         self.sessions[session.client_id] = session
         session.expiry_handle = asyncio.get_running_loop().call_later(left, self._expire_session, session)
 
@@ -148,6 +167,8 @@ class Broker:
                 self._persist_session(session)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self._wheel is not None:
+            self._wheel.close()
         if self.store is not None:
             await self.store.close()
 
@@ -391,7 +412,7 @@ class Broker:
             self._seq += 1
             fut = self.store.add_delivery(delivery.seq, session.client_id, delivery.message, delivery.qos,
                                           delivery.retain, delivery.sub_ids)
-        session.queue.append(delivery)
+        session.writable_queue().append(delivery)
         if conn is not None:
             conn.pump()
         return fut

@@ -8,7 +8,9 @@ are sent strictly in the order the PUBLISH packets arrived (`AckQueue`: done-cal
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,6 +19,7 @@ from gateway.mqtt import lifecycle
 from gateway.mqtt.acks import AckQueue
 from gateway.mqtt.codec import StreamDecoder, encode, encode_properties, encode_publish
 from gateway.mqtt.errors import MqttDecodeError, MqttError
+from gateway.mqtt.housekeeping import DeadlineWheel
 from gateway.mqtt.message import Message
 from gateway.mqtt.packets import (
     Connack,
@@ -37,7 +40,7 @@ from gateway.mqtt.packets import (
     Unsuback,
     Unsubscribe,
 )
-from gateway.mqtt.session import RELEASED, SENT, Delivery, Session, SubscriptionRecord
+from gateway.mqtt.session import NO_INFLIGHT, RELEASED, SENT, Delivery, Session, SubscriptionRecord
 from gateway.mqtt.topics import TopicError, split_shared, validate_topic_filter
 
 if TYPE_CHECKING:
@@ -50,6 +53,9 @@ _V3_CONNACK = {0x84: 1, 0x85: 2, 0x88: 3, 0x89: 3, 0x86: 4, 0x87: 5, 0x8C: 5, 0x
 HEADROOM = 65536  # packet bytes allowed beyond the payload limit (topic, properties)
 FLUSH_BYTES = 65536  # coalesced output written out before the end of the loop iteration
 _PUBACK_HEADER = b"\x40\x02"  # PUBACK with success and no properties: the same 4 bytes in 3.1.1 and 5
+# Session identifiers (lifecycle events): 32 hex digits, a random per-process prefix and a per-connection serial.
+_SESSION_PREFIX = uuid.uuid4().hex[:20]
+_serials = itertools.count(1)
 
 
 class ConnectionAuth(Protocol):
@@ -69,14 +75,15 @@ class Authenticator(Protocol):
 class MqttConnection(asyncio.Protocol):
     """Server side of one client connection (TCP, TLS or a WebSocket adapter).
 
-    Slotted, with topic-alias maps created on first use: ten thousand idle devices cost little memory.
+    Kept small for fleets of idle devices: slotted; the acknowledgement queue and the topic-alias maps are made on
+    first use; the connect timeout and keep-alive are a slot in the broker's deadline wheel, not a timer each.
     """
 
     __slots__ = ("_acks", "_alias_out_max", "_aliases_in", "_aliases_out", "_backlog", "_client_max_packet",
-                 "_flush_scheduled", "_keepalive", "_last_rx", "_out", "_out_size", "_paused",
-                 "_qos0_backlog", "_send_window", "_timer", "auth", "authenticate", "broker", "client_id",
+                 "_deadline", "_flush_scheduled", "_keepalive", "_last_rx", "_out", "_out_size", "_paused",
+                 "_qos0_backlog", "_send_window", "_serial", "auth", "authenticate", "broker", "client_id",
                  "client_initiated", "closed", "connect", "decoder", "disconnect_reason", "limits", "listener",
-                 "loop", "metrics", "peer", "session", "session_id", "transport", "version")
+                 "loop", "metrics", "peer", "session", "transport", "version")
 
     def __init__(self, broker: Broker, authenticate: Authenticator, listener: str) -> None:
         self.broker = broker
@@ -93,7 +100,7 @@ class MqttConnection(asyncio.Protocol):
         self.session: Session | None = None
         self.auth: ConnectionAuth | None = None
         self.client_id: str | None = None
-        self.session_id = uuid.uuid4().hex
+        self._serial = next(_serials)
         self.closed = False
         self.disconnect_reason = "CONNECTION_LOST"
         self.client_initiated = False
@@ -102,10 +109,10 @@ class MqttConnection(asyncio.Protocol):
         self._flush_scheduled = False
         self._paused = False
         self._qos0_backlog = 0
-        self._acks = AckQueue(self._send_ack, broker.track)
+        self._acks: AckQueue | None = None  # made by the first acknowledgement that has to wait
         self._keepalive = 0.0
         self._last_rx = time.monotonic()
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: set[Any] | None = None  # our slot in the broker's deadline wheel
         self._send_window = self.limits.max_inflight
         self._client_max_packet = 0
         self._aliases_in: dict[int, str] | None = None
@@ -113,14 +120,19 @@ class MqttConnection(asyncio.Protocol):
         self._alias_out_max = 0
         self._backlog: list[Packet] | None = None
 
+    @property
+    def session_id(self) -> str:
+        """This connection's unique identifier (the lifecycle events' `sessionIdentifier`)."""
+        return f"{_SESSION_PREFIX}{self._serial:012x}"
+
     # -- transport callbacks -----------------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if isinstance(peer, tuple) else None
+        self.peer = sys.intern(peer[0]) if isinstance(peer, tuple) else None  # a fleet shares a few addresses
         self.broker.connections.add(self)
-        self._timer = self.loop.call_later(self.limits.connect_timeout_secs, self._connect_timeout)
+        self._set_deadline(self._last_rx + self.limits.connect_timeout_secs)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -163,9 +175,9 @@ class MqttConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.broker.connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._deadline is not None:
+            DeadlineWheel.cancel(self, self._deadline)
+            self._deadline = None
         session = self.session
         if session is None or session.connection is not self:
             return
@@ -240,28 +252,33 @@ class MqttConnection(asyncio.Protocol):
             self.metrics["connections_rejected"] += 1
         self.close(reason_code, message)
 
-    # -- timers ------------------------------------------------------------------------------------
+    # -- deadlines: connect timeout, then keep-alive --------------------------------------------------
 
-    def _connect_timeout(self) -> None:
-        self._timer = None
-        if self.connect is None and not self.closed:
+    def _set_deadline(self, when: float | None) -> None:
+        """Move this connection's deadline to `when` (`time.monotonic()` time; None: no deadline)."""
+        if self._deadline is not None:
+            DeadlineWheel.cancel(self, self._deadline)
+        self._deadline = self.broker.wheel.schedule(self, when) if when is not None else None
+
+    def deadline_passed(self, now: float) -> None:
+        """The broker's wheel: without CONNECT done, the connect timeout; after it, the keep-alive check."""
+        self._deadline = None
+        if self.closed:
+            return
+        if self.connect is None:
             self.metrics["connect_timeouts"] += 1
             log.info("event=connect_timeout peer=%s", self.peer)
             self.close()
-
-    def _check_keepalive(self) -> None:
-        self._timer = None
-        if self.closed:
             return
-        idle = time.monotonic() - self._last_rx
         limit = self._keepalive * 1.5
+        idle = now - self._last_rx
         if idle >= limit:
             self.metrics["keepalive_timeouts"] += 1
             log.info("event=keepalive_timeout client_id=%s idle=%.1f", self.client_id, idle)
             self.disconnect_reason = "MQTT_KEEP_ALIVE_TIMEOUT"
             self.close(0x8D, "keep alive timeout")
             return
-        self._timer = self.loop.call_later(limit - idle, self._check_keepalive)
+        self._set_deadline(self._last_rx + limit)
 
     # -- dispatch ----------------------------------------------------------------------------------
 
@@ -312,42 +329,49 @@ class MqttConnection(asyncio.Protocol):
         self.decoder.version = self.version
         props = connect.properties
         client_id = connect.client_id
-        assigned = None
         if not client_id:
             if self.version != 5 and not connect.clean_start:
                 return self._refuse(0x85, "an empty client id requires clean session")
-            client_id = assigned = f"edgeloop-{uuid.uuid4().hex}"
+            client_id = f"edgeloop-{uuid.uuid4().hex}"  # assigned: reported in CONNACK (v5)
         if len(client_id.encode()) > self.limits.max_client_id_bytes:
             return self._refuse(0x85, f"client id longer than {self.limits.max_client_id_bytes} bytes")
         if props.authentication_method is not None:
             return self._refuse(0x8C, "enhanced authentication is not supported; use a client certificate")
         self.client_id = client_id
         self._backlog = []
-        task = self.loop.create_task(self._authenticate(connect, client_id, assigned))
-        self.broker.track(task)
+        self.broker.auth_batches.submit(self, connect)  # the authenticator blocks: it runs in a worker thread
         return None
 
-    async def _authenticate(self, connect: Connect, client_id: str, assigned: str | None) -> None:
-        """Run the (blocking) authenticator in a thread, then finish CONNECT and replay queued packets."""
-        from gateway.identity.errors import AuthenticationError, IdentityError
-
-        try:
-            self.auth = await asyncio.to_thread(self.authenticate, self, connect)
-        except AuthenticationError as exc:
-            self.metrics["connect_unauthorized"] += 1
-            return self._refuse(0x87, f"{exc.reason}: {exc.message}", "authentication_failed")
-        except IdentityError as exc:
-            self.metrics["connect_unauthorized"] += 1
-            return self._refuse(0x87, str(exc), "authentication_failed")
+    def authenticated(self, connect: Connect, auth: ConnectionAuth | None, error: BaseException | None) -> None:
+        """The authenticator's outcome (on the loop): finish CONNECT, then replay the packets queued meanwhile."""
+        if error is not None:
+            self._authentication_failed(error)
+            return
+        self.auth = auth
         if self.closed:
-            return None
-        self._finish_connect(connect, client_id, assigned)
+            return
+        client_id = self.client_id
+        assert client_id is not None
+        self._finish_connect(connect, client_id, None if connect.client_id else client_id)  # "": we assigned it
         backlog, self._backlog = self._backlog, None
         for packet in backlog or ():
             if self.closed:
                 break
             self._dispatch(packet)
         return None
+
+    def _authentication_failed(self, error: BaseException) -> None:
+        from gateway.identity.errors import AuthenticationError, IdentityError
+
+        if isinstance(error, AuthenticationError):
+            self.metrics["connect_unauthorized"] += 1
+            self._refuse(0x87, f"{error.reason}: {error.message}", "authentication_failed")
+        elif isinstance(error, IdentityError):
+            self.metrics["connect_unauthorized"] += 1
+            self._refuse(0x87, str(error), "authentication_failed")
+        else:  # a failing authenticator: refuse rather than leave the client waiting for its connect timeout
+            log.error("event=authenticator_failed peer=%s client_id=%s error=%r", self.peer, self.client_id, error)
+            self._refuse(0x80, "the connection could not be authenticated")
 
     def _finish_connect(self, connect: Connect, client_id: str, assigned: str | None) -> None:
         assert self.auth is not None
@@ -382,9 +406,6 @@ class MqttConnection(asyncio.Protocol):
         session, present = self.broker.open_session(client_id, connect.clean_start, self.version, expiry)
         session.connection = self
         self.session = session
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         keepalive = connect.keepalive
         server_keepalive = None
         if keepalive == 0 or keepalive > limits.keepalive_max_secs:
@@ -394,8 +415,7 @@ class MqttConnection(asyncio.Protocol):
         if self.version == 5 and server_keepalive is not None:
             keepalive = server_keepalive
         self._keepalive = float(keepalive)
-        if keepalive:
-            self._timer = self.loop.call_later(keepalive * 1.5, self._check_keepalive)
+        self._set_deadline(time.monotonic() + keepalive * 1.5 if keepalive else None)  # first check
         ack_props = Properties()
         if self.version == 5:
             self._send_window = min(props.receive_maximum or 65535, limits.max_inflight)
@@ -464,9 +484,9 @@ class MqttConnection(asyncio.Protocol):
             return self._violation(0x95, f"payload larger than {self.limits.max_payload_bytes} bytes")
         qos = pub.qos
         if qos == 2 and pub.packet_id in session.incoming_qos2:
-            self._acks.add(Pubrec(pub.packet_id), [])  # duplicate: already accepted, acknowledge again
+            self._acknowledge(Pubrec(pub.packet_id), [])  # duplicate: already accepted, acknowledge again
             return None
-        if qos and len(self._acks) >= self.limits.max_inflight:
+        if qos and self._acks is not None and len(self._acks) >= self.limits.max_inflight:
             return self._violation(0x93, f"more than {self.limits.max_inflight} unacknowledged QoS>0 PUBLISH")
         limits = self.limits
         if not (topic.isascii() and len(topic) <= limits.max_topic_bytes
@@ -502,12 +522,12 @@ class MqttConnection(asyncio.Protocol):
                 self.write(ack)
                 return None
         else:
-            session.incoming_qos2.add(pub.packet_id)  # type: ignore[arg-type]
+            session.add_incoming_qos2(pub.packet_id)  # type: ignore[arg-type]
             fut = self.broker.subscriptions_changed(session)
             if fut is not None:
                 waits.append(fut)
             ack = Pubrec(pub.packet_id)  # type: ignore[arg-type]
-        self._acks.add(ack, waits, failures[0] if failures else None)
+        self._acknowledge(ack, waits, failures[0] if failures else None)
         return None
 
     def _reject_publish(self, pub: Publish, reason_code: int, message: str) -> None:
@@ -516,10 +536,20 @@ class MqttConnection(asyncio.Protocol):
                  self.client_id, pub.topic, reason_code, message)
         if self.version == 5 and pub.qos:
             ack_cls = Puback if pub.qos == 1 else Pubrec
-            self._acks.add(ack_cls(pub.packet_id, reason_code, Properties(reason_string=message)), [])  # type: ignore[arg-type]
+            self._acknowledge(ack_cls(pub.packet_id, reason_code, Properties(reason_string=message)), [])  # type: ignore[arg-type]
             return
         self.disconnect_reason = "AUTH_ERROR" if reason_code == 0x87 else "CLIENT_ERROR"
         self.close(reason_code, message)
+
+    def _acknowledge(self, ack: Any, waits: list[Any], failure: BaseException | None = None) -> None:
+        """Send `ack` after `waits` and every earlier acknowledgement (the queue is made when one has to wait)."""
+        acks = self._acks
+        if not waits and not acks:
+            self._send_ack(ack, failure)
+            return
+        if acks is None:
+            acks = self._acks = AckQueue(self._send_ack, self.broker.track)
+        acks.add(ack, waits, failure)
 
     def _send_ack(self, ack: Any, failure: BaseException | None) -> None:
         """Write an acknowledgement from the queue; when a wait failed, answer 0x80 (v5) or close (3.1.1)."""
@@ -540,18 +570,18 @@ class MqttConnection(asyncio.Protocol):
         ack.reason_code = 0x80
         ack.properties = Properties(reason_string="the message could not be processed")
         if type(ack) is Pubrec and self.session is not None:
-            self.session.incoming_qos2.discard(ack.packet_id)
+            self.session.discard_incoming_qos2(ack.packet_id)
         self.send(ack)
 
     def _on_pubrel(self, rel: Pubrel) -> None:
         session = self.session
         assert session is not None
         if rel.packet_id in session.incoming_qos2:
-            session.incoming_qos2.discard(rel.packet_id)
+            session.discard_incoming_qos2(rel.packet_id)
             self.broker.subscriptions_changed(session)
-            self._acks.add(Pubcomp(rel.packet_id), [])
+            self._acknowledge(Pubcomp(rel.packet_id), [])
         else:
-            self._acks.add(Pubcomp(rel.packet_id, 0x92), [])
+            self._acknowledge(Pubcomp(rel.packet_id, 0x92), [])
 
     # -- deliveries to the client ------------------------------------------------------------------
 
@@ -593,15 +623,18 @@ class MqttConnection(asyncio.Protocol):
         session = self.session
         if session is None or self.closed or self.connect is None:
             return
-        queue, inflight = session.queue, session.inflight
+        queue = session.queue
+        if not queue:
+            return
+        inflight = session.writable_inflight()
         while queue and not self._paused and len(inflight) < self._send_window:
-            d = queue.popleft()
+            d = queue.popleft()  # type: ignore[union-attr]
             if not self._deliverable(d):
                 self.broker.delivery_done(session, d)
                 continue
             pid = session.allocate_packet_id()
             if pid is None:
-                queue.appendleft(d)
+                queue.appendleft(d)  # type: ignore[union-attr]
                 return
             d.packet_id, d.state = pid, SENT
             inflight[pid] = d
@@ -614,6 +647,9 @@ class MqttConnection(asyncio.Protocol):
                 continue
             self.metrics["messages_sent"] += 1
             self.write(data)
+        session.queue_drained()
+        if not inflight:
+            session.inflight = NO_INFLIGHT
 
     def _resend_inflight(self) -> None:
         session = self.session
@@ -625,7 +661,7 @@ class MqttConnection(asyncio.Protocol):
             d.state = SENT
             data = self._encode_delivery(d, pid, True)
             if data is None:
-                del session.inflight[pid]
+                session.take_inflight(pid)
                 self.broker.delivery_done(session, d)
                 continue
             self.write(data)
@@ -689,7 +725,7 @@ class MqttConnection(asyncio.Protocol):
         if d is None or d.qos != 1:
             log.debug("event=unknown_puback client_id=%s packet_id=%s", self.client_id, ack.packet_id)
             return
-        del session.inflight[ack.packet_id]
+        session.take_inflight(ack.packet_id)
         self.broker.delivery_done(session, d)
         self.pump()
 
@@ -701,7 +737,7 @@ class MqttConnection(asyncio.Protocol):
             self.send(Pubrel(rec.packet_id, 0x92 if self.version == 5 else 0))
             return
         if rec.reason_code >= 0x80:
-            del session.inflight[rec.packet_id]
+            session.take_inflight(rec.packet_id)
             self.broker.delivery_done(session, d)
             self.pump()
             return
@@ -712,7 +748,7 @@ class MqttConnection(asyncio.Protocol):
     def _on_pubcomp(self, comp: Pubcomp) -> None:
         session = self.session
         assert session is not None
-        d = session.inflight.pop(comp.packet_id, None)
+        d = session.take_inflight(comp.packet_id)
         if d is not None:
             self.broker.delivery_done(session, d)
         self.pump()

@@ -342,7 +342,7 @@ class StreamDecoder:
     def __init__(self, max_packet_size: int = 268435455, version: int = 4) -> None:
         self.max_packet_size = max_packet_size
         self.version = version
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes] | None = None  # the incomplete tail, only while there is one
         self._have = 0
         self._need = 0
 
@@ -357,13 +357,14 @@ class StreamDecoder:
         Decoding a CONNECT switches `version` to the CONNECT's protocol level (3 counts as 4), so packets
         coalesced behind it are decoded in the right version. Raises MqttDecodeError on invalid input.
         """
-        if self._chunks:
-            self._chunks.append(bytes(data))
+        chunks = self._chunks
+        if chunks:
+            chunks.append(bytes(data))
             self._have += len(data)
             if self._have < self._need:
                 return []
-            buf = b"".join(self._chunks)
-            self._chunks = []
+            buf = b"".join(chunks)
+            self._chunks = None
             self._have = 0
         elif type(data) is bytes:
             buf = data

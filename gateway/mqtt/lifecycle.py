@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     from gateway.mqtt.connection import MqttConnection
 
 log = logging.getLogger("edgeloop.mqtt")
+_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps(body, separators=...) without a new encoder per event
 
 
 def _emit(broker: Broker, topic: str, body: dict[str, Any]) -> None:
-    message = Message(topic, json.dumps(body, separators=(",", ":")).encode(), 0, False, origin="lifecycle")
+    message = Message(topic, _JSON.encode(body).encode(), 0, False, origin="lifecycle")
     waits, _ = broker.accept(message)
     for w in waits:
         broker.spawn(w)

@@ -2,13 +2,19 @@
 
 A session outlives its network connection while its expiry interval runs. The broker owns sessions;
 a connection attaches to one and drains its queue within the client's receive window.
+
+An idle session holds no containers of its own: `queue`, `inflight` and `incoming_qos2` are shared empty,
+read-only stand-ins until something is added (an empty deque alone is 760 bytes), and go back to them once
+drained. Read them freely; add and remove through the methods.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from gateway.mqtt.message import Message
@@ -54,6 +60,11 @@ class Delivery:
     seq: int | None = None  # row in the store when the session is persistent
 
 
+NO_DELIVERIES: tuple[Delivery, ...] = ()  # the queue of a session with nothing queued
+NO_INFLIGHT: Mapping[int, Delivery] = MappingProxyType({})  # in flight: nothing
+NO_PACKET_IDS: frozenset[int] = frozenset()  # incoming QoS 2 packet ids: none pending
+
+
 @dataclass(eq=False, slots=True)
 class Session:
     """The server side of one client identifier (slotted: one per device, ten thousand of them and more)."""
@@ -62,9 +73,9 @@ class Session:
     protocol: int = 4
     expiry_interval: int = 0
     subscriptions: dict[str, SubscriptionRecord] = field(default_factory=dict)
-    queue: deque[Delivery] = field(default_factory=deque)
-    inflight: dict[int, Delivery] = field(default_factory=dict)
-    incoming_qos2: set[int] = field(default_factory=set)
+    queue: deque[Delivery] | tuple[Delivery, ...] = NO_DELIVERIES
+    inflight: Mapping[int, Delivery] = field(default_factory=lambda: NO_INFLIGHT)
+    incoming_qos2: set[int] | frozenset[int] = NO_PACKET_IDS
     connection: MqttConnection | None = None
     disconnected_at: float | None = None
     expiry_handle: asyncio.TimerHandle | None = None
@@ -74,6 +85,48 @@ class Session:
     @property
     def persistent(self) -> bool:
         return self.expiry_interval > 0
+
+    def writable_queue(self) -> deque[Delivery]:
+        """The queue, to add to (made on first use)."""
+        queue = self.queue
+        if type(queue) is not deque:
+            queue = self.queue = deque()
+        return queue
+
+    def queue_drained(self) -> None:
+        """Give an empty queue's memory back."""
+        if not self.queue:
+            self.queue = NO_DELIVERIES
+
+    def writable_inflight(self) -> dict[int, Delivery]:
+        """The in-flight map, to add to (made on first use)."""
+        inflight = self.inflight
+        if type(inflight) is not dict:
+            inflight = self.inflight = {}
+        return inflight
+
+    def take_inflight(self, packet_id: int) -> Delivery | None:
+        """Remove and return the in-flight delivery with `packet_id` (None when there is none)."""
+        inflight = self.inflight
+        if packet_id not in inflight:
+            return None
+        delivery = inflight.pop(packet_id)  # type: ignore[attr-defined]
+        if not inflight:
+            self.inflight = NO_INFLIGHT
+        return delivery
+
+    def add_incoming_qos2(self, packet_id: int) -> None:
+        ids = self.incoming_qos2
+        if type(ids) is not set:
+            ids = self.incoming_qos2 = set()
+        ids.add(packet_id)
+
+    def discard_incoming_qos2(self, packet_id: int) -> None:
+        ids = self.incoming_qos2
+        if packet_id in ids:
+            ids.discard(packet_id)  # type: ignore[union-attr]
+            if not ids:
+                self.incoming_qos2 = NO_PACKET_IDS
 
     def allocate_packet_id(self) -> int | None:
         """A packet id not in use by an in-flight delivery, or None when all 65535 are taken."""
