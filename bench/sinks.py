@@ -57,10 +57,15 @@ class Row:
 # ====================================================================================== shared helpers
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return sum(cpu_split(pid))
 
 
 def free_port() -> int:
@@ -138,6 +143,9 @@ def boto3_client(service: str, endpoint: str, pool: int = 10) -> Any:
 
 
 Step = Callable[[], int]
+# Makes a client for (service, endpoint): boto3 by default; bench/awsapi.py passes a cheap signing client with the
+# same method names for the operations the steps call.
+ClientFactory = Callable[[str, str], Any]
 
 
 def run_load(make_step: Callable[..., Step], args: tuple[Any, ...], processes: int, threads: int,
@@ -344,9 +352,9 @@ FIREHOSE_BATCH = 500
 FIREHOSE_RECORD = b"y" * 99 + b"\n"
 
 
-def s3_put_step(endpoint: str, bucket: str) -> Step:
+def s3_put_step(endpoint: str, bucket: str, make_client: ClientFactory = boto3_client) -> Step:
     """One put_object of 1 KiB (a unique key) per step; units = objects acknowledged."""
-    client = boto3_client("s3", endpoint)
+    client = make_client("s3", endpoint)
     client.head_bucket(Bucket=bucket)
     prefix = f"{os.getpid()}-{os.urandom(4).hex()}"
     done = [0]
@@ -487,9 +495,9 @@ def _sqs_queue_url(client: Any, queue: str) -> str:
     return str(client.get_queue_url(QueueName=queue)["QueueUrl"])
 
 
-def sqs_send_step(endpoint: str, queue: str) -> Step:
+def sqs_send_step(endpoint: str, queue: str, make_client: ClientFactory = boto3_client) -> Step:
     """One send_message_batch of 10 × 256 B per step; units = messages acknowledged."""
-    client = boto3_client("sqs", endpoint)
+    client = make_client("sqs", endpoint)
     url = _sqs_queue_url(client, queue)
     entries = [{"Id": str(i), "MessageBody": SQS_BODY} for i in range(SQS_BATCH)]
 
@@ -499,9 +507,9 @@ def sqs_send_step(endpoint: str, queue: str) -> Step:
     return step
 
 
-def sqs_receive_delete_step(endpoint: str, queue: str) -> Step:
+def sqs_receive_delete_step(endpoint: str, queue: str, make_client: ClientFactory = boto3_client) -> Step:
     """One receive_message (up to 10, long poll 1 s) + delete_message_batch per step; units = messages deleted."""
-    client = boto3_client("sqs", endpoint)
+    client = make_client("sqs", endpoint)
     url = _sqs_queue_url(client, queue)
 
     def step() -> int:
@@ -516,10 +524,10 @@ def sqs_receive_delete_step(endpoint: str, queue: str) -> Step:
     return step
 
 
-def sqs_cycle_step(endpoint: str, queue: str) -> Step:
+def sqs_cycle_step(endpoint: str, queue: str, make_client: ClientFactory = boto3_client) -> Step:
     """Send a batch of 10, receive up to 10, delete them: units = messages that went all the way through."""
-    send = sqs_send_step(endpoint, queue)
-    receive_delete = sqs_receive_delete_step(endpoint, queue)
+    send = sqs_send_step(endpoint, queue, make_client)
+    receive_delete = sqs_receive_delete_step(endpoint, queue, make_client)
 
     def step() -> int:
         send()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 from xml.sax.saxutils import escape
@@ -10,6 +9,9 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from gateway.awsapi.errors import AwsError
+from gateway.awsapi.jsonenc import compact_encoder
+
+_to_json = compact_encoder()
 
 
 @dataclass
@@ -41,8 +43,7 @@ def json_response(
     body: dict[str, Any], content_type: str = "application/x-amz-json-1.1", status: int = 200
 ) -> web.Response:
     """An awsJson response."""
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
-                        content_type=content_type)
+    return web.Response(body=_to_json(body).encode(), status=status, content_type=content_type)
 
 
 def json_error_response(error: AwsError, content_type: str = "application/x-amz-json-1.1") -> web.Response:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -200,18 +200,51 @@ def md5_of_message_attributes(attributes: AttributeMap) -> str | None:
     return md5_of_attributes(attributes) if attributes else None
 
 
+class Entropy:
+    """Random bytes from the OS drawn a block at a time: one system call per hundreds of ids, not one per id."""
+
+    def __init__(self, block: int = 4096) -> None:
+        self._block = block
+        self._buffer = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self.forget)  # a forked child must not reuse the parent's bytes
+
+    def forget(self) -> None:
+        """Drop the unused bytes: the next `take` draws fresh ones."""
+        self._buffer, self._at = b"", 0
+
+    def take(self, count: int) -> bytes:
+        if self._at + count > len(self._buffer):
+            self._buffer, self._at = os.urandom(max(self._block, count)), 0
+        out = self._buffer[self._at:self._at + count]
+        self._at += count
+        return out
+
+
+_ENTROPY = Entropy()
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def new_message_id() -> str:
+    """A random (version 4) UUID in its text form, as ``str(uuid.uuid4())`` gives, for a fraction of the cost."""
+    h = _ENTROPY.take(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
 def new_receipt_handle(message_id: str) -> tuple[str, str]:
     """(nonce, receipt handle): a fresh handle for every receive of a message."""
-    nonce = secrets.token_hex(12)
-    handle = base64.urlsafe_b64encode(f"{message_id}:{nonce}".encode()).decode("ascii")
-    return nonce, handle
+    nonce = _ENTROPY.take(12).hex()
+    handle = binascii.b2a_base64(f"{message_id}:{nonce}".encode(), newline=False).translate(_TO_URLSAFE)
+    return nonce, handle.decode("ascii")
 
 
 def parse_receipt_handle(handle: object) -> tuple[str, str]:
     """(message id, nonce) of a receipt handle; ReceiptHandleIsInvalid for anything we did not issue."""
     if isinstance(handle, str) and handle:
         try:
-            message_id, _, nonce = base64.urlsafe_b64decode(handle.encode("ascii")).decode("ascii").partition(":")
+            raw = binascii.a2b_base64(handle.encode("ascii").translate(_FROM_URLSAFE))
+            message_id, _, nonce = raw.decode("ascii").partition(":")
         except (binascii.Error, ValueError, UnicodeError):
             message_id, nonce = "", ""
         if len(message_id) == 36 and len(nonce) == 24:

@@ -26,17 +26,17 @@ Handler = Callable[[SqsEngine, Call], Awaitable[dict[str, Any]]]
 
 _MAP_MEMBERS = ("Attributes", "tags", "Tags", "MessageAttributes", "MessageSystemAttributes")
 _LIST_MEMBERS = ("TagKeys", "Entries", "AttributeNames", "MessageAttributeNames", "MessageSystemAttributeNames")
+_MEMBER_TYPES: dict[str, type] = {**dict.fromkeys(_MAP_MEMBERS, dict), **dict.fromkeys(_LIST_MEMBERS, list)}
 
 
 def check_member_types(params: dict[str, Any]) -> None:
     """Maps must be objects and lists arrays (botocore checks this client-side; hand-made requests may not)."""
-    for name in _MAP_MEMBERS:
-        if name in params and not isinstance(params[name], dict):
-            raise SqsError("InvalidParameterValue", f"The parameter {name} must be a map of names to values.")
-    for name in _LIST_MEMBERS:
-        if name in params and not isinstance(params[name], list):
-            raise SqsError("InvalidParameterValue", f"The parameter {name} must be a list.")
-    for entry in params.get("Entries", []):
+    for name, value in params.items():
+        kind = _MEMBER_TYPES.get(name)
+        if kind is not None and not isinstance(value, kind):
+            shape = "a map of names to values" if kind is dict else "a list"
+            raise SqsError("InvalidParameterValue", f"The parameter {name} must be {shape}.")
+    for entry in params.get("Entries", ()):
         if not isinstance(entry, dict):
             raise SqsError("InvalidParameterValue", "Every batch entry must be a structure.")
         check_member_types(entry)

@@ -19,17 +19,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gateway.awsapi.jsonenc import compact_encoder
 from gateway.storage.durable import GroupSync, fsync_dir
 
 log = logging.getLogger("edgeloop.sqs")
 
 SNAPSHOT_END = {"o": "Z"}
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_to_json = compact_encoder(ensure_ascii=False)
 _FILE = re.compile(r"^ops\.(\d+)\.log$")
 
 
 def encode(record: dict[str, Any]) -> bytes:
-    payload = _ENCODER.encode(record).encode("utf-8")
+    return encode_json(_to_json(record))
+
+
+def encode_json(text: str) -> bytes:
+    """The log line of a record already in (compact) JSON text."""
+    payload = text.encode("utf-8")
     return b"%08x" % zlib.crc32(payload) + payload + b"\n"
 
 
@@ -128,6 +134,11 @@ class OpLog:
 
     def append(self, record: dict[str, Any]) -> None:
         self._pending.append(encode(record))
+        self.records_since_snapshot += 1
+
+    def append_json(self, text: str) -> None:
+        """Append a record given as its JSON text (hot paths format their fixed-shape records themselves)."""
+        self._pending.append(encode_json(text))
         self.records_since_snapshot += 1
 
     async def commit(self) -> None:

@@ -12,7 +12,6 @@ import hashlib
 import heapq
 import itertools
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,13 @@ from typing import Any
 
 from gateway.sinks.sqs import queue_attributes as qa
 from gateway.sinks.sqs.errors import SqsError, invalid_parameter
-from gateway.sinks.sqs.messages import Message, attributes_size, new_receipt_handle, parse_receipt_handle
+from gateway.sinks.sqs.messages import (
+    Message,
+    attributes_size,
+    new_message_id,
+    new_receipt_handle,
+    parse_receipt_handle,
+)
 from gateway.sinks.sqs.oplog import OpLog
 
 DEDUP_WINDOW_SECS = 300.0
@@ -267,7 +272,7 @@ class Queue:
             raise invalid_parameter("The request include parameter that is not valid for this queue type. "
                                     "Reason: MessageDeduplicationId is only valid for FIFO queues.")
         delay = self.delay_seconds if req.delay is None else req.delay
-        m = Message(id=str(uuid.uuid4()), body=req.body, attributes=req.attributes, system=req.system,
+        m = Message(id=new_message_id(), body=req.body, attributes=req.attributes, system=req.system,
                     sent_ms=now_ms(now), sender_id=req.sender_id, visible_at=now + delay, group_id=req.group_id)
         self._add(m)
         self._schedule(m)
@@ -298,7 +303,7 @@ class Queue:
                                 sent_ms=now_ms(now), sender_id=req.sender_id, visible_at=now, sequence=seen[2])
             return duplicate, False
         self._sequence += 1
-        m = Message(id=str(uuid.uuid4()), body=req.body, attributes=req.attributes, system=req.system,
+        m = Message(id=new_message_id(), body=req.body, attributes=req.attributes, system=req.system,
                     sent_ms=now_ms(now), sender_id=req.sender_id, visible_at=now + self.delay_seconds,
                     group_id=req.group_id, dedup_id=dedup_id, sequence=f"{self._sequence:020d}")
         self._add(m)
@@ -385,8 +390,10 @@ class Queue:
             m.first_receive_ms = now_ms(now)
         m.receipt = nonce
         self._set_visible_at(m, now + visibility)
-        self.log.append({"o": "R", "id": m.id, "c": m.receive_count, "f": m.first_receive_ms, "r": nonce,
-                         "v": m.visible_at})
+        # The same line json would write for {"o": "R", "id": ..., "c": ..., "f": ..., "r": ..., "v": ...}: ids
+        # and nonces are hex and dashes, the rest numbers (the repr of an int or a float is its JSON form).
+        self.log.append_json(f'{{"o":"R","id":"{m.id}","c":{m.receive_count},"f":{m.first_receive_ms},'
+                             f'"r":"{nonce}","v":{m.visible_at!r}}}')
         return Taken(m, handle)
 
     def _replay_attempt(self, attempt_id: str, now: float) -> list[Taken] | None:
@@ -400,7 +407,7 @@ class Queue:
 
     def _drop(self, message_id: str) -> None:
         if self._remove(message_id) is not None:
-            self.log.append({"o": "D", "id": message_id})
+            self.log.append_json(f'{{"o":"D","id":"{message_id}"}}')  # a stored message's id: hex and dashes
 
     # ----- acknowledging --------------------------------------------------------------------------
     def _in_flight_message(self, receipt_handle: str) -> tuple[Message | None, str]:
