@@ -27,18 +27,26 @@ class Flushable(Protocol):
     def fileno(self) -> int: ...
 
 
+Batch = dict[int, tuple[Flushable, list[asyncio.Future[None]]]]  # by file descriptor: the file, its waiters
+
+
 class GroupSync:
-    """Coalesces fsync requests from many coroutines into batches run in a thread."""
+    """Coalesces fsync requests from many coroutines into batches run in a thread.
+
+    One batch at a time is on the syncer's thread; requests arriving meanwhile wait for the next batch, which
+    starts (policy "always") the moment the previous one is settled. The thread settles a batch's waiters with a
+    single call back into the loop: no task, and no loop round-trip beyond that one, per batch.
+    """
 
     def __init__(self, policy: str = "always", interval_ms: int = 50) -> None:
         if policy not in ("always", "interval", "never"):
             raise ValueError(f"fsync policy must be always, interval or never, not {policy!r}")
         self.policy = policy
         self.interval = interval_ms / 1000.0
-        self._pending: dict[int, tuple[Flushable, list[asyncio.Future[None]]]] = {}
-        self._running: asyncio.Task[None] | None = None
+        self._pending: Batch = {}
+        self._in_flight: asyncio.Future[None] | None = None  # the batch on the thread, until it is settled
         self._ticker: asyncio.Task[None] | None = None
-        self._jobs: queue.SimpleQueue[tuple[list[Flushable], asyncio.Future[None]] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Batch, asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.fsyncs = 0
@@ -57,47 +65,54 @@ class GroupSync:
             return
         fut: asyncio.Future[None] = loop.create_future()
         self._pending.setdefault(f.fileno(), (f, []))[1].append(fut)
-        if self._running is None or self._running.done():
-            self._running = loop.create_task(self._drain())
+        if self._in_flight is None:
+            self._start(loop)
         await fut
 
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, {}
-            files = [f for f, _ in batch.values()]
-            try:
-                await self._in_thread(files)
-            except (OSError, ValueError) as exc:  # ValueError: a file was closed while its sync was pending
-                for _, futs in batch.values():
-                    for fut in futs:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                continue
-            self.batches += 1
-            self.fsyncs += len(files)
-            for _, futs in batch.values():
-                for fut in futs:
-                    if not fut.done():
-                        fut.set_result(None)
-
-    def _in_thread(self, files: list[Flushable]) -> asyncio.Future[None]:
-        """fsync `files` on the syncer's thread (started on first use)."""
+    def _start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        """Hand every pending file to the syncer's thread (started on first use); returns the batch's future."""
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._work, name="groupsync", daemon=True)
             self._thread.start()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._jobs.put((files, done))
+        batch, self._pending = self._pending, {}
+        done = self._in_flight = loop.create_future()
+        self._jobs.put((batch, loop))
         return done
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            files, done = job
+            batch, loop = job
+            error: OSError | ValueError | None = None
             try:
-                _flush_and_fsync(files)
-            except (OSError, ValueError) as exc:
-                done.get_loop().call_soon_threadsafe(_settle, done, exc)
-            else:
-                done.get_loop().call_soon_threadsafe(_settle, done, None)
+                _flush_and_fsync([f for f, _ in batch.values()])
+            except (OSError, ValueError) as exc:  # ValueError: a file was closed while its sync was pending
+                error = exc
+            loop.call_soon_threadsafe(self._settle, batch, error)
+
+    def _settle(self, batch: Batch, error: OSError | ValueError | None) -> None:
+        """On the loop: answer the batch's waiters, start the next batch if anyone is waiting for one."""
+        done, self._in_flight = self._in_flight, None
+        if error is None:
+            self.batches += 1
+            self.fsyncs += len(batch)
+        for _, futs in batch.values():
+            for fut in futs:
+                if not fut.done():
+                    if error is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(error)
+        if self._pending and self.policy == "always":
+            self._start(asyncio.get_running_loop())
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    async def _drain(self) -> None:
+        """Wait for the batch in flight, then sync whatever is still pending."""
+        while self._in_flight is not None:
+            await asyncio.shield(self._in_flight)
+        if self._pending:
+            await self._start(asyncio.get_running_loop())
 
     async def _tick(self) -> None:
         while self._pending:
@@ -110,21 +125,11 @@ class GroupSync:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        if self._running is not None:
-            await self._running
         await self._drain()
         if self._thread is not None:
             self._jobs.put(None)
             await asyncio.to_thread(self._thread.join)
             self._thread = None
-
-
-def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
-    if not done.done():
-        if exc is None:
-            done.set_result(None)
-        else:
-            done.set_exception(exc)
 
 
 def _flush_and_fsync(files: list[Flushable]) -> None:
