@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from gateway.dispatcher.store import RuleFiles
+from tests.mqtt_helpers import Client
 from tests.test_dispatch_support import ROLE, Publisher, read_stream, rule_payload, running_gateway
 
 
@@ -47,7 +48,8 @@ def test_poison_messages_do_not_block_the_others_and_order_holds(home: Path) -> 
 
 
 def test_actions_with_endpoint_url_go_over_signed_http(home: Path) -> None:
-    """endpointUrl pointing at this gateway's own AWS API: every kind travels the remote path (SigV4, aiohttp)."""
+    """endpointUrl pointing at this gateway's own AWS API: every kind travels the remote path (SigV4, aiohttp),
+    republish as the iot-data Publish call."""
     with running_gateway(home) as gw:
         kinesis, sqs, s3, firehose = (gw.client(s) for s in ("kinesis", "sqs", "s3", "firehose"))
         kinesis.create_stream(StreamName="far", ShardCount=1)
@@ -61,8 +63,11 @@ def test_actions_with_endpoint_url_go_over_signed_http(home: Path) -> None:
             {"kinesis": {"roleArn": ROLE, "streamName": "far", "partitionKey": "p", "endpointUrl": remote}},
             {"sqs": {"roleArn": ROLE, "queueUrl": url, "endpointUrl": remote}},
             {"s3": {"roleArn": ROLE, "bucketName": "far", "key": "obj/${topic(2)} x.json", "endpointUrl": remote}},
-            {"firehose": {"roleArn": ROLE, "deliveryStreamName": "far", "endpointUrl": remote}}))
+            {"firehose": {"roleArn": ROLE, "deliveryStreamName": "far", "endpointUrl": remote}},
+            {"republish": {"roleArn": ROLE, "topic": "back/${topic(2)}", "qos": 1, "endpointUrl": remote}}))
         gw.call(gw.rules.rescan())
+        watcher = Client(gw.dev_port, "watcher")
+        watcher.subscribe("back/#", qos=1)
         pub = Publisher(gw.dev_port, "far-away")
         pub.wait_acked([pub.publish(f"r/{i}", json.dumps({"i": i})) for i in range(3)])
         pub.close()
@@ -74,6 +79,9 @@ def test_actions_with_endpoint_url_go_over_signed_http(home: Path) -> None:
         gw.call(gw.gateway.services["firehose"].engine.flush("far"))
         objects = s3.list_objects_v2(Bucket="far", Prefix="fh/")["Contents"]
         assert b"".join(s3.get_object(Bucket="far", Key=o["Key"])["Body"].read() for o in objects).count(b'"i"') == 3
+        republished = sorted((m.topic, json.loads(m.payload)["i"]) for m in (watcher.get() for _ in range(3)))
+        watcher.close()
+        assert republished == [("back/0", 0), ("back/1", 1), ("back/2", 2)]  # through iot-data Publish (SigV4)
         assert gw.rules.metrics()["failed"] == 0
 
 
