@@ -12,6 +12,7 @@ import math
 import queue
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -24,6 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edgeloop.cli import AppContext
 from edgeloop.config import Config
+from gateway.admin.auth import token_path
 from gateway.app import GatewayThread
 from gateway.awsapi.client import AwsClient
 from gateway.identity.registry import DeviceIdentity, Registry
@@ -286,4 +288,19 @@ def rules_step(demo: DemoGateway, devices: dict[str, Device]) -> None:
     metrics = demo.gateway.rules.metrics()
     click.echo(f"  rules: {sent} readings published, {metrics['matched']} rule matches, "
                f"{metrics['dispatched']} actions dispatched, {metrics['failed']} failed")
+    admin_step(demo)
+
+
+def admin_step(demo: DemoGateway) -> None:
+    """The admin API: per-rule counters over HTTP, with the bearer token the gateway keeps in its data folder."""
+    token = token_path(demo.gateway.home).read_text().strip()
+    request = urllib.request.Request(f"{demo.gateway.api.url}/_edgeloop/rules",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        listing = json.loads(response.read())
+    click.echo(f"  admin API  GET /_edgeloop/rules (token in {token_path(demo.gateway.home).name}):")
+    for rule in listing["rules"]:
+        counters = rule["counters"]
+        dispatched = sum(action.get("dispatched", 0) for action in counters.get("actions", {}).values())
+        click.echo(f"    {rule['ruleName']:<21} matched {counters.get('matched', 0):>3}  dispatched {dispatched:>3}")
 

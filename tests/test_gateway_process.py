@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,4 +45,5 @@ def test_demo_shows_messages_flowing_and_a_policy_refusal(tmp_path: Path) -> Non
     assert result.stdout.count("dashboard <- things/sensor-") == 15
     assert "PUBACK reason: Not authorized (0x87)" in result.stdout
     assert "converged=True" in result.stdout
+    assert re.search(r"telemetry_to_kinesis\s+matched\s+15\s+dispatched\s+15", result.stdout)  # via the admin API
     assert (tmp_path / "demo" / "devices" / "sensor-1" / "sensor-1.private.key").is_file()
