@@ -13,16 +13,20 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.identity.pki import load_certificate
 from gateway.identity.policy import Authorizer
+from gateway.identity.tls import client_context
 from gateway.mqtt.authz import DevAuthenticator
 from gateway.mqtt.codec import StreamDecoder, encode
 from gateway.mqtt.connection import MqttConnection
 from gateway.mqtt.housekeeping import DeadlineWheel
 from gateway.mqtt.packets import Connack, Connect, Puback, Publish
 from gateway.mqtt.session import NO_DELIVERIES, NO_PACKET_IDS
+from gateway.mqtt.topics import TopicTrie
 from tests.mqtt_helpers import TIMEOUT, BrokerThread, Client, RawClient, new_event_loop, running_broker
 
 IDLE = 200  # connections opened for the memory bound
@@ -212,3 +216,54 @@ def test_wheel_fires_each_deadline_once_never_early_and_skips_cancelled(offsets:
 async def _until(predicate: Any) -> None:
     while not predicate():
         await asyncio.sleep(0.005)
+
+
+GATEWAY_BYTES_PER_IDLE_CONNECTION = 3072  # broker and identity together, dev policy from the registry: about
+# 2,150 now, 7,750 before the policy binding was shared by principals (and the dev policy read once)
+
+
+def test_idle_connections_with_their_policy_sessions_stay_under_a_memory_bound(home: Path, registry: Any) -> None:
+    with running_broker(home, registry) as bt:
+        warm = [_connect(bt.port, f"warm-{i}") for i in range(20)]
+        assert all(_connack(sock).reason_code == 0 for sock in warm)
+        gc.collect()
+        tracemalloc.start(30)
+        try:
+            before = tracemalloc.take_snapshot()
+            socks = [_connect(bt.port, f"policy-{i}") for i in range(IDLE)]
+            assert all(_connack(sock).reason_code == 0 for sock in socks)
+            gc.collect()
+            after = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+        gateway = [tracemalloc.Filter(True, "*/gateway/*", all_frames=True)]
+        grown = sum(stat.size_diff for stat in after.filter_traces(gateway).compare_to(
+            before.filter_traces(gateway), "filename"))
+        assert 0 < grown / IDLE < GATEWAY_BYTES_PER_IDLE_CONNECTION, grown / IDLE
+        auth = bt.run(lambda: [bt.broker.sessions[f"policy-{i}"].connection.auth for i in (0, 1)])
+        assert auth[0].session.principal.policies is auth[1].session.principal.policies
+        assert auth[0].allowed("iot:Publish", "any/topic") and auth[1].allowed("iot:Subscribe", "any/#")
+        for sock in warm + socks:
+            sock.close()
+
+
+def test_lifecycle_event_topics_are_matched_but_not_cached() -> None:
+    trie: TopicTrie[str] = TopicTrie()
+    trie.add("$aws/events/presence/+/#", "watcher", "presence")
+    trie.add("t/#", "sub", "telemetry")
+    for i in range(50):
+        assert trie.match(f"$aws/events/presence/connected/c{i}") == ["presence"]
+        assert trie.match(f"t/{i % 5}") == ["telemetry"]
+    assert trie.cached_topics == 5  # the five telemetry topics, no lifecycle topic
+
+
+def test_tls_connections_keep_no_decoded_peer_certificate(home: Path, registry: Any, tmp_path: Path) -> None:
+    files = registry.provision_thing("dev1").write(tmp_path / "dev1")
+    with running_broker(home, registry) as bt:
+        context = client_context(files["ca"], files["certificate"], files["private_key"])
+        client = Client(bt.service.ports["mqtts"], "dev1", tls=context, host="localhost")
+        transport = bt.run(lambda: bt.broker.sessions["dev1"].connection.transport)
+        assert bt.run(lambda: transport.get_extra_info("peercert")) in (None, {})
+        der = bt.run(lambda: transport.get_extra_info("ssl_object").getpeercert(binary_form=True))
+        assert der == load_certificate(files["certificate"].read_text()).public_bytes(Encoding.DER)
+        client.close()

@@ -4,16 +4,26 @@ Evaluation follows IAM: a request is implicitly denied unless an Allow statement
 Deny wins. Binding a principal's policies happens once (per principal object, or per session until the
 registry generation changes): conditions are evaluated, variables substituted, statements grouped per action
 and every action's resource patterns compiled into one Allow and one Deny predicate over the bare resource
-name. A decision is then a dict lookup and at most a couple of string checks.
+name. What names no principal is compiled once per policy set and shared (`policy_binding`). A decision is
+then a dict lookup and at most a couple of string checks.
 """
 
 from __future__ import annotations
 
-import enum
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from gateway.identity.errors import IdentityError, PolicyError
+from gateway.identity.policy_binding import (
+    ALLOW,
+    IMPLICIT_DENY,
+    ActionRules,
+    BoundPolicies,
+    Decide,
+    Decision,
+    PolicySetPlan,
+)
 from gateway.identity.policy_defaults import DEV_ALLOW_ALL_POLICY, default_thing_policy
 from gateway.identity.policy_document import (
     ACTION_RESOURCE_TYPES,
@@ -42,62 +52,18 @@ __all__ = [
 ]
 
 
-class Decision(enum.Enum):
-    """Outcome of one authorization request."""
-
-    ALLOW = "allow"
-    EXPLICIT_DENY = "explicit-deny"
-    IMPLICIT_DENY = "implicit-deny"
-
-    @property
-    def allowed(self) -> bool:
-        return self is Decision.ALLOW
-
-
-ALLOW = Decision.ALLOW
-EXPLICIT_DENY = Decision.EXPLICIT_DENY
-IMPLICIT_DENY = Decision.IMPLICIT_DENY
-
-Decide = Callable[[str], Decision]
-
-
-class _ActionRules:
-    """Resource rules of one action for one principal, while binding."""
-
-    __slots__ = ("allow", "allow_not", "deny", "deny_not")
-
-    def __init__(self) -> None:
-        self.allow: list[Glob] = []
-        self.deny: list[Glob] = []
-        self.allow_not: list[StrPredicate] = []  # NotResource statements: apply when the predicate is false
-        self.deny_not: list[StrPredicate] = []
-
-    def compile(self) -> Decide:
-        allow, deny = compile_globs(self.allow), compile_globs(self.deny)
-        allow_not, deny_not = tuple(self.allow_not), tuple(self.deny_not)
-        if not self.deny and not deny_not and not allow_not:
-            return lambda name: ALLOW if allow(name) else IMPLICIT_DENY
-        if not deny_not and not allow_not:
-            return lambda name: EXPLICIT_DENY if deny(name) else ALLOW if allow(name) else IMPLICIT_DENY
-
-        def decide(name: str) -> Decision:
-            if deny(name) or any(not p(name) for p in deny_not):
-                return EXPLICIT_DENY
-            if allow(name) or any(not p(name) for p in allow_not):
-                return ALLOW
-            return IMPLICIT_DENY
-
-        return decide
-
-
 class Authorizer:
     """Evaluates policies for one region and account (the ARNs' region and account are checked against them)."""
 
-    def __init__(self, region: str, account_id: str, *, principal_cache_size: int = 1024) -> None:
+    def __init__(self, region: str, account_id: str, *, principal_cache_size: int = 1024,
+                 plan_cache_size: int = 256) -> None:
         self.region = region
         self.account_id = account_id
         self._principal_cache_size = principal_cache_size
+        self._plan_cache_size = plan_cache_size
         self._bound: dict[int, tuple[Principal, Mapping[str, Decide]]] = {}
+        self._plans: dict[tuple[int, ...], PolicySetPlan] = {}  # by the ids of the documents the plan keeps alive
+        self._plans_lock = threading.Lock()  # principals are bound in worker threads too
         self._scope_matches: dict[tuple[Glob, Glob], bool] = {}
 
     @classmethod
@@ -117,37 +83,71 @@ class Authorizer:
         principal: Principal,
         generation: Callable[[], int],
         refresh: Callable[[], Principal] | None = None,
+        *,
+        renew: Callable[[Principal], Principal] | None = None,
     ) -> AuthorizationSession:
         """A per-connection decision cache, flushed whenever `generation()` changes.
 
-        With `refresh`, the session also re-reads the principal then (new policies or attachments apply to the
-        live connection); if `refresh` raises an identity error (certificate revoked, ...) everything is denied.
+        With `refresh` (or `renew`, which is given the current principal, so that one function serves every
+        connection), the session also re-reads the principal then (new policies or attachments apply to the
+        live connection); if it raises an identity error (certificate revoked, ...) everything is denied.
         """
-        return AuthorizationSession(self, principal, generation, refresh)
+        return AuthorizationSession(self, principal, generation, refresh, renew=renew)
 
     def bind(self, principal: Principal) -> Mapping[str, Decide]:
-        """Compile the principal's policies into one decision function per action (no caching)."""
-        rules: dict[str, _ActionRules] = {}
+        """The principal's policies as one decision function per action (what no principal changes is shared)."""
+        return self.bind_policies(principal).rules
+
+    def bind_policies(self, principal: Principal) -> BoundPolicies:
+        """The principal's policies bound to it: shared by every principal when no statement names the principal
+        (no conditions, no `${...}` variables), else the shared part merged with the principal's own."""
+        return self.plan(principal.policies).bind(principal, self._add_statement)
+
+    def bind_unshared(self, principal: Principal) -> Mapping[str, Decide]:
+        """Compile every statement for this principal alone (the reference `bind_policies` must agree with)."""
+        rules: dict[str, ActionRules] = {}
         for document in principal.policies:
             for statement in document.statements:
                 self._add_statement(principal, statement, rules)
         return {action: r.compile() for action, r in rules.items()}
+
+    def plan(self, documents: tuple[PolicyDocument, ...]) -> PolicySetPlan:
+        """The compiled, principal-independent part of a policy set (cached by the documents' identities:
+        the registry's parsed documents are themselves cached by text)."""
+        key = tuple(map(id, documents))
+        found = self._plans.get(key)
+        if found is not None:
+            return found
+        plan = PolicySetPlan(documents, self._add_statement)
+        with self._plans_lock:
+            found = self._plans.get(key)
+            if found is not None:
+                return found
+            if len(self._plans) >= self._plan_cache_size:
+                del self._plans[next(iter(self._plans))]
+            self._plans[key] = plan
+        return plan
 
     def _rules_for(self, principal: Principal) -> Mapping[str, Decide]:
         key = id(principal)
         entry = self._bound.get(key)
         if entry is not None and entry[0] is principal:
             return entry[1]
-        bound = self.bind(principal)
-        if len(self._bound) >= self._principal_cache_size:
-            del self._bound[next(iter(self._bound))]
-        self._bound[key] = (principal, bound)
+        bound = self.bind_policies(principal).rules
+        with self._plans_lock:
+            if len(self._bound) >= self._principal_cache_size:
+                del self._bound[next(iter(self._bound))]
+            self._bound[key] = (principal, bound)
         return bound
 
-    def _add_statement(self, principal: Principal, statement: Statement, rules: dict[str, _ActionRules]) -> None:
-        if not statement.actions or not all(c.evaluate(principal) for c in statement.conditions):
+    def _add_statement(
+        self, principal: Principal | None, statement: Statement, rules: dict[str, ActionRules]
+    ) -> None:
+        """Add what `statement` grants or denies `principal` (None: a statement that names no principal)."""
+        if not statement.actions or not all(c.evaluate(principal) for c in statement.conditions):  # type: ignore[arg-type]
             return
         by_type: dict[str | None, list[Glob] | None] = {}
+        not_resource: dict[str | None, StrPredicate] = {}
         for action in statement.actions:
             resource_type = ACTION_RESOURCE_TYPES[action]
             if resource_type not in by_type:
@@ -155,14 +155,20 @@ class Authorizer:
             globs = by_type[resource_type]
             if globs is None:
                 continue
-            action_rules = rules.setdefault(action, _ActionRules())
+            action_rules = rules.get(action)
+            if action_rules is None:
+                action_rules = rules[action] = ActionRules()
             if statement.not_resource:
-                predicate = compile_globs(globs)
+                predicate = not_resource.get(resource_type)
+                if predicate is None:
+                    predicate = not_resource[resource_type] = compile_globs(globs)
                 (action_rules.deny_not if statement.is_deny else action_rules.allow_not).append(predicate)
             else:
                 (action_rules.deny if statement.is_deny else action_rules.allow).extend(globs)
 
-    def _name_globs(self, principal: Principal, statement: Statement, resource_type: str | None) -> list[Glob] | None:
+    def _name_globs(
+        self, principal: Principal | None, statement: Statement, resource_type: str | None
+    ) -> list[Glob] | None:
         """The statement's resource patterns as globs over bare names of `resource_type`.
 
         Unresolved patterns are dropped; for a NotResource statement one unresolved pattern disables it (None).
@@ -178,7 +184,7 @@ class Authorizer:
         return globs
 
     def _resource_globs(
-        self, principal: Principal, resource: ResourcePattern, resource_type: str | None
+        self, principal: Principal | None, resource: ResourcePattern, resource_type: str | None
     ) -> set[Glob] | None:
         if resource.rest is None or resource.region is None or resource.account is None:
             return {(STAR,)}
@@ -201,9 +207,12 @@ class Authorizer:
 
 
 class AuthorizationSession:
-    """Per-connection authorization with a decision cache valid while `generation()` stays the same."""
+    """Per-connection authorization with a decision cache valid while `generation()` stays the same.
 
-    __slots__ = ("_authorizer", "_cache", "_entries", "_generation", "_refresh", "_rules", "_seen",
+    A session whose policies name no principal uses the shared binding of its policy set, decision cache
+    included: it then holds no compiled policy and no decisions of its own."""
+
+    __slots__ = ("_authorizer", "_bound", "_cache", "_generation", "_refresh", "_renew", "_rules", "_seen",
                  "max_entries", "principal", "revoked")  # fmt: skip
 
     def __init__(
@@ -213,18 +222,23 @@ class AuthorizationSession:
         generation: Callable[[], int],
         refresh: Callable[[], Principal] | None = None,
         *,
+        renew: Callable[[Principal], Principal] | None = None,
         max_entries: int = 8192,
     ) -> None:
         self._authorizer = authorizer
         self._generation = generation
         self._refresh = refresh
+        self._renew = renew
         self.principal = principal
         self.revoked: IdentityError | None = None
         self.max_entries = max_entries
         self._seen = generation()
-        self._rules: Mapping[str, Decide] = authorizer.bind(principal)
-        self._cache: dict[str, dict[str, bool]] = {}
-        self._entries = 0
+        self._use(authorizer.bind_policies(principal))
+
+    def _use(self, bound: BoundPolicies) -> None:
+        self._bound = bound
+        self._rules: Mapping[str, Decide] = bound.rules
+        self._cache: dict[str, dict[str, bool]] = bound.decisions
 
     def allowed(self, action: str, resource: str) -> bool:
         """Whether `action` on the bare `resource` is allowed (see `Authorizer.authorize`)."""
@@ -245,23 +259,28 @@ class AuthorizationSession:
     def _decide_and_store(self, action: str, resource: str) -> bool:
         decide = self._rules.get(action)
         result = decide is not None and decide(resource) is ALLOW
-        if self._entries >= self.max_entries:
-            self._cache.clear()
-            self._entries = 0
-        self._cache.setdefault(action, {})[resource] = result
-        self._entries += 1
+        bound = self._bound
+        if bound.entries >= self.max_entries:
+            bound.decisions.clear()
+            bound.entries = 0
+        by_resource = bound.decisions.get(action)
+        if by_resource is None:
+            by_resource = bound.decisions[action] = {}
+        by_resource[resource] = result
+        bound.entries += 1
         return result
 
     def _rebind(self) -> None:
         self._seen = self._generation()
-        self._cache.clear()
-        self._entries = 0
-        if self._refresh is not None:
+        if self._refresh is not None or self._renew is not None:
             try:
-                self.principal = self._refresh()
+                self.principal = self._refresh() if self._refresh is not None else self._renew(self.principal)  # type: ignore[misc]
             except IdentityError as exc:
                 self.revoked = exc
-                self._rules = {}
+                self._use(BoundPolicies(NO_RULES))
                 return
         self.revoked = None
-        self._rules = self._authorizer.bind(self.principal)
+        self._use(self._authorizer.bind_policies(self.principal))  # a binding of its own comes with an empty cache
+
+
+NO_RULES: Mapping[str, Decide] = {}

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway.identity.policy_document import PolicyDocument
+
+NO_VALUES: Mapping[str, Any] = MappingProxyType({})
+"""The default of every mapping field: one shared, read-only empty mapping (not a new dict per principal)."""
+
+
+def _no_values() -> Mapping[str, Any]:
+    return NO_VALUES
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +33,12 @@ class Principal:
     certificate_id: str | None = None
     thing_name: str | None = None
     thing_type: str | None = None
-    thing_attributes: Mapping[str, str] = field(default_factory=dict)
+    thing_attributes: Mapping[str, str] = field(default_factory=_no_values)
     is_attached: bool = False
-    subject: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    issuer: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    subject_alt_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    issuer_alt_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    subject: Mapping[str, tuple[str, ...]] = field(default_factory=_no_values)
+    issuer: Mapping[str, tuple[str, ...]] = field(default_factory=_no_values)
+    subject_alt_names: Mapping[str, tuple[str, ...]] = field(default_factory=_no_values)
+    issuer_alt_names: Mapping[str, tuple[str, ...]] = field(default_factory=_no_values)
     serial_number: str | None = None
     source_ip: str | None = None
     policies: tuple[PolicyDocument, ...] = ()

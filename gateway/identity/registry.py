@@ -19,26 +19,25 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from edgeloop.config import Config
 from gateway.identity.awserrors import CertificateValidation, ResourceAlreadyExists
 from gateway.identity.certificates import Certificates
-from gateway.identity.errors import AuthenticationError, NotFoundError
+from gateway.identity.connect_cache import CertificateFacts, ConnectCache, ConnectionPolicies
+from gateway.identity.errors import AuthenticationError, NotFoundError, RegistryError
 from gateway.identity.groups import ThingGroups
 from gateway.identity.names import Arns
 from gateway.identity.pki import (
     CertificateAuthority,
     ServerCertificate,
-    alt_names,
     cert_pem,
-    certificate_id,
     load_certificate,
-    name_fields,
     validity_error,
 )
 from gateway.identity.policy_defaults import DEV_ALLOW_ALL_POLICY, default_thing_policy
 from gateway.identity.policy_document import PolicyDocument
-from gateway.identity.policy_principal import Principal
+from gateway.identity.policy_principal import NO_VALUES, Principal
 from gateway.identity.policy_store import Policies
 from gateway.identity.store import Store
 from gateway.identity.things import Things, ThingTypes
@@ -123,6 +122,8 @@ class Registry:
         self.certs = Certificates(self.store, self.ca, auto_register_default=config.pki.auto_register)
         self.policies = Policies(self.store)
         self._listeners: list[RegistryListener] = []
+        self._connects = ConnectCache()
+        self._dev_policy: tuple[int, tuple[PolicyDocument, ...]] | None = None
 
     @classmethod
     def open(cls, config: Config, create_ca: bool = True) -> Registry:
@@ -194,18 +195,24 @@ class Registry:
 
         A certificate from a registered CA with auto-registration enabled that is seen for the first time
         is registered PENDING_ACTIVATION (and announced on `$aws/events/certificates/registered/<ca>`);
-        that connection is still refused.
+        that connection is still refused. The verdict is remembered until the registry generation changes.
         """
+        return self._authenticate(self._certificate_facts(der), self.store.current_generation())
+
+    def _certificate_facts(self, der: bytes) -> CertificateFacts:
         if not der:
             raise AuthenticationError("no-certificate", "the client presented no certificate")
-        try:
-            cert = load_certificate(der)
-        except CertificateValidation as exc:
-            raise AuthenticationError("unregistered", f"unreadable client certificate: {exc}") from exc
-        problem = validity_error(cert)
+        facts = self._connects.facts(der, _parse_client_certificate)
+        problem = validity_error(facts.certificate)
         if problem:
             raise AuthenticationError(problem, f"client certificate is {problem}")
-        cert_id = certificate_id(der)
+        return facts
+
+    def _authenticate(self, facts: CertificateFacts, generation: int) -> AuthenticatedCertificate:
+        return self._connects.authenticated(facts, generation, lambda: self._read_authentication(facts))
+
+    def _read_authentication(self, facts: CertificateFacts) -> AuthenticatedCertificate:
+        cert, cert_id = facts.certificate, facts.certificate_id
         status = self.certs.status(cert_id)
         if status is None:
             self._first_contact(cert, cert_id)
@@ -263,31 +270,82 @@ class Registry:
     def principal(
         self, auth: AuthenticatedCertificate, client_id: str, source_ip: str | None = None
     ) -> Principal:
-        """The connection as the policy engine sees it (built once at CONNECT)."""
+        """The connection as the policy engine sees it (built once at CONNECT; read afresh from the registry)."""
+        cert = auth.certificate
+        facts = CertificateFacts.parse(cert.public_bytes(Encoding.DER), cert)
+        return self._principal(facts, auth, client_id, source_ip, self._read_policies(auth, client_id))
+
+    def _principal(
+        self, facts: CertificateFacts, auth: AuthenticatedCertificate, client_id: str, source_ip: str | None,
+        found: ConnectionPolicies,
+    ) -> Principal:
+        thing_name = auth.thing_for(client_id)
+        return Principal(
+            client_id=client_id, certificate_id=auth.certificate_id, thing_name=thing_name,
+            thing_type=found.thing_type, thing_attributes=found.thing_attributes, is_attached=thing_name is not None,
+            subject=facts.subject, issuer=facts.issuer, subject_alt_names=facts.subject_alt_names,
+            issuer_alt_names=facts.issuer_alt_names, serial_number=facts.serial_number, source_ip=source_ip,
+            policies=found.policies,
+        )
+
+    def _read_policies(self, auth: AuthenticatedCertificate, client_id: str) -> ConnectionPolicies:
         with self.store.transaction(write=False):
             thing_name = auth.thing_for(client_id)
             thing = self.things.describe(thing_name) if thing_name is not None else {}
             documents = tuple(
                 PolicyDocument.parse(self.policies.document(n)) for n in self.effective_policies(auth, client_id)
             )
-        cert = auth.certificate
-        return Principal(
-            client_id=client_id, certificate_id=auth.certificate_id, thing_name=thing_name,
-            thing_type=thing.get("thingTypeName"), thing_attributes=thing.get("attributes", {}),
-            is_attached=thing_name is not None, subject=name_fields(cert.subject), issuer=name_fields(cert.issuer),
-            subject_alt_names=alt_names(cert), issuer_alt_names=alt_names(cert, issuer=True),
-            serial_number=str(cert.serial_number), source_ip=source_ip, policies=documents,
-        )
+        return ConnectionPolicies(thing.get("thingTypeName"), thing.get("attributes") or NO_VALUES, documents)
 
     def connect_principal(self, der: bytes, client_id: str, source_ip: str | None = None) -> Principal:
         """`authenticate` then `principal`: what CONNECT needs, and a `refresh` for an authorization session
-        (it raises `AuthenticationError` once the certificate is revoked or deactivated)."""
-        return self.principal(self.authenticate(der), client_id, source_ip)
+        (it raises `AuthenticationError` once the certificate is revoked or deactivated).
+
+        Registry reads are remembered per certificate until the registry generation changes; the certificate's
+        validity period is checked every time."""
+        facts = self._certificate_facts(der)
+        generation = self.store.current_generation()
+        auth = self._authenticate(facts, generation)
+        thing = auth.thing_for(client_id)
+        found = self._connects.policies(facts, thing, generation, lambda: self._read_policies(auth, client_id))
+        return self._principal(facts, auth, client_id, source_ip, found)
+
+    def renew_connect_principal(self, principal: Principal) -> Principal:
+        """`connect_principal` again for a live connection's principal, its certificate found by id: one `renew`
+        function for every mutual-TLS session, instead of a closure holding each connection's DER."""
+        cert_id = principal.certificate_id or ""
+        der = self._connects.der_of(cert_id)
+        if der is None:
+            try:
+                der = load_certificate(self.certs.describe(cert_id)["certificatePem"]).public_bytes(Encoding.DER)
+            except RegistryError as exc:
+                raise AuthenticationError("unregistered", f"certificate {cert_id!r} is not registered: {exc}") from exc
+        return self.connect_principal(der, principal.client_id, principal.source_ip)
 
     def dev_principal(self, client_id: str, source_ip: str | None = None) -> Principal:
-        """The principal of a plain (development) MQTT connection: it gets the policy `mqtt.dev_policy`."""
+        """The principal of a plain (development) MQTT connection: it gets the policy `mqtt.dev_policy`
+        (read once per registry generation)."""
+        return Principal(client_id=client_id, source_ip=source_ip, policies=self._dev_policies())
+
+    def renew_dev_principal(self, principal: Principal) -> Principal:
+        """`dev_principal` for the same client id and address: one `renew` function for every dev session."""
+        return self.dev_principal(principal.client_id, principal.source_ip)
+
+    def _dev_policies(self) -> tuple[PolicyDocument, ...]:
+        generation = self.store.current_generation()
+        cached = self._dev_policy
+        if cached is not None and cached[0] == generation:
+            return cached[1]
         name = self.config.mqtt.dev_policy
         if name in BUILTIN_POLICIES:
             self.ensure_builtin_policy(name)
-        document = PolicyDocument.parse(self.policies.document(name))
-        return Principal(client_id=client_id, source_ip=source_ip, policies=(document,))
+        documents = (PolicyDocument.parse(self.policies.document(name)),)
+        self._dev_policy = (generation, documents)
+        return documents
+
+
+def _parse_client_certificate(der: bytes) -> x509.Certificate:
+    try:
+        return load_certificate(der)
+    except CertificateValidation as exc:
+        raise AuthenticationError("unregistered", f"unreadable client certificate: {exc}") from exc

@@ -112,14 +112,24 @@ class Store:
         now = time.monotonic()
         if now - self._checked_at >= poll_interval and self._lock.acquire(blocking=False):
             try:
-                self._checked_at = now
-                version = self._db.execute("PRAGMA data_version").fetchone()[0]
-                if version != self._data_version:
-                    self._data_version = version
-                    self._generation += 1
+                self._poll(now)
             finally:
                 self._lock.release()
         return self._generation
+
+    def current_generation(self) -> int:
+        """`generation()` checked against the database now (waits for the lock): what caches of registry reads
+        compare with, so that a change committed by another process is seen at the next read, as without them."""
+        with self._lock:
+            self._poll(time.monotonic())
+        return self._generation
+
+    def _poll(self, now: float) -> None:
+        self._checked_at = now
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._data_version = version
+            self._generation += 1
 
     def close(self) -> None:
         with self._lock:

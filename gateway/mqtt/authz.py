@@ -61,6 +61,8 @@ class CertificateAuthenticator:
     def __init__(self, registry: Registry, authorizer: Authorizer) -> None:
         self.registry = registry
         self.authorizer = authorizer
+        # One function re-reads every session's principal (no closure, no copy of the DER per connection).
+        self._renew = registry.renew_connect_principal
 
     def __call__(self, conn: MqttConnection, connect: Connect) -> PolicyAuth:
         der = peer_certificate(conn.transport)
@@ -75,9 +77,7 @@ class CertificateAuthenticator:
     def for_certificate(self, der: bytes, client_id: str, source_ip: str | None) -> PolicyAuth:
         registry = self.registry
         principal = registry.connect_principal(der, client_id, source_ip)
-        session = self.authorizer.session(
-            principal, registry.generation, lambda: registry.connect_principal(der, client_id, source_ip)
-        )
+        session = self.authorizer.session(principal, registry.generation, renew=self._renew)
         return PolicyAuth(session, principal.certificate_id)
 
 
@@ -134,6 +134,8 @@ class DevAuthenticator:
         self.registry = registry
         self.authorizer = authorizer
         self._builtin = _allow_all()
+        # One function re-reads every dev session's principal (no closure per connection).
+        self._renew = registry.renew_dev_principal if registry is not None else None
 
     def __call__(self, conn: MqttConnection, connect: Connect) -> PolicyAuth:
         registry = self.registry
@@ -141,12 +143,16 @@ class DevAuthenticator:
         if registry is None:  # no identity store at all: the built-in allow-all dev policy
             principal = Principal(client_id=client_id, source_ip=conn.peer, policies=self._builtin)
             session = self.authorizer.session(principal, _no_generation)
-            return PolicyAuth(session, f"dev:{connect.username or 'anonymous'}")
+            return PolicyAuth(session, _dev_principal_id(connect.username))
         principal = registry.dev_principal(client_id, conn.peer)
-        session = self.authorizer.session(
-            principal, registry.generation, lambda: registry.dev_principal(client_id, conn.peer)
-        )
-        return PolicyAuth(session, f"dev:{connect.username or 'anonymous'}")
+        session = self.authorizer.session(principal, registry.generation, renew=self._renew)
+        return PolicyAuth(session, _dev_principal_id(connect.username))
+
+
+@lru_cache(maxsize=256)
+def _dev_principal_id(username: str | None) -> str:
+    """`dev:<username>`, one string for the connections of one user name."""
+    return f"dev:{username or 'anonymous'}"
 
 
 def _no_generation() -> int:

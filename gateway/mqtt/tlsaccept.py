@@ -99,6 +99,17 @@ def count_failure(metrics: MutableMapping[str, int], listener: str, peer: str | 
 FailureCallback = Callable[[str | None, BaseException], None]
 
 
+def forget_peer_certificate_dict(transport: asyncio.BaseTransport) -> None:
+    """Empty the decoded client certificate that the loop's TLS keeps for `get_extra_info("peercert")`.
+
+    Both loops decode it after every handshake and keep it for the life of the connection (about 1.8 KiB of
+    tuples and strings with a client certificate); the broker reads the certificate once, as DER, from the
+    `ssl_object`, which still answers `getpeercert()` after this."""
+    peercert = transport.get_extra_info("peercert")
+    if isinstance(peercert, dict):
+        peercert.clear()
+
+
 class TlsServer:
     """Listening sockets for one TLS listener; `close()` / `wait_closed()` / `sockets` like an asyncio Server."""
 
@@ -166,11 +177,13 @@ class TlsServer:
     async def _handshake(self, conn: socket.socket, address: object) -> None:
         # The loop owns `conn` from here on, and closes it when the handshake fails.
         try:
-            await self._loop.connect_accepted_socket(self._factory, conn, ssl=self._context,
-                                                     ssl_handshake_timeout=self._timeout)
+            transport, _ = await self._loop.connect_accepted_socket(self._factory, conn, ssl=self._context,
+                                                                    ssl_handshake_timeout=self._timeout)
         except Exception as exc:
             peer = address[0] if isinstance(address, tuple) else None
             self._on_failure(peer, exc)
+        else:
+            forget_peer_certificate_dict(transport)
 
     def close(self) -> None:
         """Stop accepting and abort handshakes in progress; established connections are not touched."""

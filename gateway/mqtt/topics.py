@@ -16,6 +16,7 @@ from gateway.mqtt.errors import MqttError
 
 T = TypeVar("T")
 SHARE_PREFIX = "$share/"
+UNCACHED_TOPIC_PREFIXES = ("$aws/events/",)  # lifecycle events: one topic per client and event, seldom repeated
 
 
 class TopicError(MqttError):
@@ -103,7 +104,9 @@ class TopicTrie(Generic[T]):
     """Subscriptions keyed by (filter, owner key), matched against topic names with a per-topic cache.
 
     The cache holds the match result for each topic seen since the last subscription change; any
-    subscribe or unsubscribe clears it (subscription changes are rare next to publishes).
+    subscribe or unsubscribe clears it (subscription changes are rare next to publishes). Lifecycle event topics
+    (`UNCACHED_TOPIC_PREFIXES`) are not cached: each names one client, and a cache entry per connection would
+    outlive its use.
     """
 
     def __init__(self, cache_size: int = 65536) -> None:
@@ -159,10 +162,17 @@ class TopicTrie(Generic[T]):
         out: list[T] = []
         levels = topic.split("/")
         self._walk(self._root, levels, 0, out, topic.startswith("$"))
+        if topic.startswith(UNCACHED_TOPIC_PREFIXES):
+            return out
         if len(self._cache) >= self._cache_size:
             self._cache.clear()
         self._cache[topic] = out
         return out
+
+    @property
+    def cached_topics(self) -> int:
+        """How many topics' match results the cache holds."""
+        return len(self._cache)
 
     def _walk(self, node: _Node[T], levels: list[str], i: int, out: list[T], dollar: bool) -> None:
         children = node.children
@@ -207,6 +217,7 @@ class TopicTrie(Generic[T]):
 
 
 __all__ = [
+    "UNCACHED_TOPIC_PREFIXES",
     "TopicError",
     "TopicTrie",
     "filter_matches",
