@@ -459,3 +459,31 @@ def test_sigv4_policy_narrows_publish_and_applies_to_live_connections(tmp_path: 
             assert client.disconnected() == 0x87  # the live connection loses it, as a certificate principal would
         finally:
             client.close()
+
+
+def test_rules_see_the_access_key_as_principal(tmp_path: Path) -> None:
+    """principal() of a message from a SigV4 connection is its access key (the IAM-style identity), as the
+    certificate id is for an X.509 device."""
+    from tests.test_dispatch_support import ROLE, rule_payload
+    from tests.test_dispatch_support import running_gateway as running_full_gateway
+
+    overrides = {"mqtt.host": "127.0.0.1", "api.access_key": ACCESS_KEY, "api.secret_key": SECRET_KEY}
+    with running_full_gateway(tmp_path, **overrides) as full:
+        full.client("iot").create_topic_rule(ruleName="who", topicRulePayload=rule_payload(
+            "SELECT principal() AS principal, clientid() AS client FROM 'sig/+'",
+            {"republish": {"roleArn": ROLE, "topic": "who/out", "qos": 1}}))
+        ca_file = tmp_path / "root-CA.pem"
+        ca_file.write_text(full.gateway.registry.ca.certificate_pem)
+        assert full.gateway.mqtt is not None
+        port = full.gateway.mqtt.ports["https"]
+        context = ssl.create_default_context(cafile=str(ca_file))
+        client = Client(port, "signed-1", tls=context, transport="websockets", host="localhost", connect=False)
+        client.c.ws_set_options(path=presigned_path(port))
+        try:
+            _, rc, _ = client.connect()
+            assert rc == 0
+            assert client.subscribe("who/out", 1) == [1]
+            client.publish("sig/1", b"{}", 1)
+            assert json.loads(client.get().payload) == {"principal": ACCESS_KEY, "client": "signed-1"}
+        finally:
+            client.close()

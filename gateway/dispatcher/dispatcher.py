@@ -655,10 +655,14 @@ def _group_key(inv: ActionInvocation) -> tuple[Any, ...]:
 
 
 def _principal_id(principal: Any) -> str | None:
+    """What principal() returns: the certificate id of an X.509 device, the access key of a SigV4 connection."""
     if principal is None:
         return None
-    cert = getattr(principal, "certificate_id", None)
-    return cert if isinstance(cert, str) else None
+    for name in ("certificate_id", "access_key"):
+        value = getattr(principal, name, None)
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def _properties(props: Any) -> MqttProperties:

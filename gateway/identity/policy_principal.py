@@ -42,3 +42,4 @@ class Principal:
     serial_number: str | None = None
     source_ip: str | None = None
     policies: tuple[PolicyDocument, ...] = ()
+    access_key: str | None = None  # a SigV4 (IAM-style) connection's identity: the access key that signed it

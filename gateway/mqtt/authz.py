@@ -103,7 +103,8 @@ class SigV4Authenticator:
         source_ip = conn.peer
 
         def principal() -> Principal:
-            return Principal(client_id=client_id, source_ip=source_ip, policies=self.policies())
+            return Principal(client_id=client_id, source_ip=source_ip, policies=self.policies(),
+                             access_key=self.access_key)
 
         if not self.policy_name:
             return PolicyAuth(self.authorizer.session(principal(), _no_generation), self.access_key)
