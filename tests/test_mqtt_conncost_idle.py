@@ -50,31 +50,35 @@ def _connack(sock: socket.socket, version: int = 4) -> Connack:
             assert isinstance(packets[0], Connack), packets
             return packets[0]
 
+def _bytes_per_idle_connection(bt: Any, prefix: str, filters: list[tracemalloc.Filter]) -> tuple[float, list[Any]]:
+    """Open IDLE connections (after 20 warm-up ones) and return the bytes traced per connection under
+    `filters`, with every socket opened (the caller closes them)."""
+    warm = [_connect(bt.port, f"warm-{i}") for i in range(20)]  # one-time allocations (pools, caches)
+    assert all(_connack(sock).reason_code == 0 for sock in warm)
+    gc.collect()
+    tracemalloc.start(30)
+    try:
+        before = tracemalloc.take_snapshot()
+        socks = [_connect(bt.port, f"{prefix}-{i}") for i in range(IDLE)]
+        assert all(_connack(sock).reason_code == 0 for sock in socks)
+        assert bt.run(lambda: bt.broker.metrics["clients_connected"]) == IDLE + len(warm)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.filter_traces(filters).compare_to(before.filter_traces(filters),
+                                                                                    "filename"))
+    return grown / IDLE, warm + socks
+
 
 def test_idle_connections_stay_under_a_memory_bound(home: Path) -> None:
     with running_broker(home) as bt:
-        warm = [_connect(bt.port, f"warm-{i}") for i in range(20)]  # one-time allocations (pools, caches)
-        for sock in warm:
-            assert _connack(sock).reason_code == 0
-        gc.collect()
-        tracemalloc.start(30)
-        try:
-            before = tracemalloc.take_snapshot()
-            socks = [_connect(bt.port, f"idle-{i}") for i in range(IDLE)]
-            assert all(_connack(sock).reason_code == 0 for sock in socks)
-            assert bt.run(lambda: bt.broker.metrics["clients_connected"]) == IDLE + len(warm)
-            gc.collect()
-            after = tracemalloc.take_snapshot()
-        finally:
-            tracemalloc.stop()
         ours = [tracemalloc.Filter(True, "*/gateway/mqtt/*", all_frames=True),  # made on behalf of the broker,
                 tracemalloc.Filter(False, "*/gateway/identity/*"),  # not the identity component's policy session
                 tracemalloc.Filter(False, "*/gateway/mqtt/authz.py")]
-        grown = sum(stat.size_diff for stat in after.filter_traces(ours).compare_to(before.filter_traces(ours),
-                                                                                   "filename"))
-        per_connection = grown / IDLE
+        per_connection, socks = _bytes_per_idle_connection(bt, "idle", ours)
         assert 0 < per_connection < MQTT_BYTES_PER_IDLE_CONNECTION, per_connection
-        for sock in warm + socks:
+        for sock in socks:
             sock.close()
 
 
@@ -224,26 +228,13 @@ GATEWAY_BYTES_PER_IDLE_CONNECTION = 3072  # broker and identity together, dev po
 
 def test_idle_connections_with_their_policy_sessions_stay_under_a_memory_bound(home: Path, registry: Any) -> None:
     with running_broker(home, registry) as bt:
-        warm = [_connect(bt.port, f"warm-{i}") for i in range(20)]
-        assert all(_connack(sock).reason_code == 0 for sock in warm)
-        gc.collect()
-        tracemalloc.start(30)
-        try:
-            before = tracemalloc.take_snapshot()
-            socks = [_connect(bt.port, f"policy-{i}") for i in range(IDLE)]
-            assert all(_connack(sock).reason_code == 0 for sock in socks)
-            gc.collect()
-            after = tracemalloc.take_snapshot()
-        finally:
-            tracemalloc.stop()
         gateway = [tracemalloc.Filter(True, "*/gateway/*", all_frames=True)]
-        grown = sum(stat.size_diff for stat in after.filter_traces(gateway).compare_to(
-            before.filter_traces(gateway), "filename"))
-        assert 0 < grown / IDLE < GATEWAY_BYTES_PER_IDLE_CONNECTION, grown / IDLE
+        per_connection, socks = _bytes_per_idle_connection(bt, "policy", gateway)
+        assert 0 < per_connection < GATEWAY_BYTES_PER_IDLE_CONNECTION, per_connection
         auth = bt.run(lambda: [bt.broker.sessions[f"policy-{i}"].connection.auth for i in (0, 1)])
         assert auth[0].session.principal.policies is auth[1].session.principal.policies
         assert auth[0].allowed("iot:Publish", "any/topic") and auth[1].allowed("iot:Subscribe", "any/#")
-        for sock in warm + socks:
+        for sock in socks:
             sock.close()
 
 
