@@ -35,6 +35,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

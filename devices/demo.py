@@ -66,7 +66,7 @@ class Device:
 
     def __init__(self, identity: DeviceIdentity, folder: Path, port: int) -> None:
         self.name = identity.thing_name
-        self.received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.received: queue.Queue[tuple[str, bytes | bytearray]] = queue.Queue()
         self.acks: queue.Queue[tuple[int, ReasonCode]] = queue.Queue()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.name, protocol=mqtt.MQTTv5)
         self.client.tls_set(ca_certs=str(folder / "root-CA.pem"), certfile=str(folder / f"{self.name}.cert.pem"),
@@ -294,6 +294,7 @@ def rules_step(demo: DemoGateway, devices: dict[str, Device]) -> None:
 def admin_step(demo: DemoGateway) -> None:
     """The admin API: per-rule counters over HTTP, with the bearer token the gateway keeps in its data folder."""
     token = token_path(demo.gateway.home).read_text().strip()
+    assert demo.gateway.api is not None
     request = urllib.request.Request(f"{demo.gateway.api.url}/_edgeloop/rules",
                                      headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response:

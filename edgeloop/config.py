@@ -297,7 +297,7 @@ def to_toml(config: Config) -> str:
     tables: list[str] = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
             lines = [f"[{f.name}]"] + [
                 f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(value).items()
             ]

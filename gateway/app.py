@@ -9,7 +9,7 @@ import logging
 import signal
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from edgeloop.config import Config
 from gateway.admin.api import mount_admin
@@ -108,12 +108,13 @@ class Gateway:
             sources["mqtt"] = self.mqtt.broker.metrics.snapshot
         if self.rules is not None:
             sources["rules"] = self.rules.metrics
+        # (mypy cannot infer a lambda whose default argument binds the loop variable: the ignores below.)
         for name, component in (("shadows", self.shadows), ("jobs", self.jobs)):
             if component is not None:
-                sources[name] = lambda c=component: dict(c.metrics)
+                sources[name] = lambda c=component: dict(c.metrics)  # type: ignore[misc]
         for name, service in self.services.items():
             metrics = service.engine.metrics
-            sources[name] = metrics if callable(metrics) else lambda m=metrics: m
+            sources[name] = metrics if callable(metrics) else lambda m=metrics: m  # type: ignore[misc]
         sources["durability"] = lambda: {"fsync_batches": self.sync.batches, "fsyncs": self.sync.fsyncs}
         return sources
 
@@ -187,7 +188,7 @@ class GatewayThread:
         """Run `coro` on the gateway's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def __enter__(self) -> GatewayThread:
+    def __enter__(self) -> Self:
         self._thread.start()
         try:
             self.call(self.gateway.start())

@@ -238,7 +238,7 @@ class FirehoseAction(Action):
         sep = (self.separator or "").encode("utf-8")
         batch = self.batch_mode and type(output) is list
         if batch:
-            elements = [e for e in output if e is not UNDEFINED]  # type: ignore[union-attr]
+            elements = [e for e in output if e is not UNDEFINED]
             if not 1 <= len(elements) <= MAX_FIREHOSE_BATCH:
                 return self._fail(
                     stream, payload, f"batchMode needs 1 to {MAX_FIREHOSE_BATCH} records, got {len(elements)}"

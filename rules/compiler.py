@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from rules.ast import (
     ArrayLit,
@@ -353,7 +353,7 @@ class _Compiler:
         if all(p[0] == "flat" for p in parts) and all(path is not None for path in paths):
             return _select_paths([(p[1], path) for p, path in zip(parts, paths, strict=True)])  # type: ignore[misc]
         if all(p[0] == "flat" for p in parts):
-            flat = [(p[1], p[2]) for p in parts]
+            flat = cast(list[tuple[str, Fn]], [(p[1], p[2]) for p in parts])  # a "flat" part has a key and a function
 
             def select_flat(env: Env) -> Value:
                 out = {}
@@ -373,6 +373,7 @@ class _Compiler:
                     if type(d) is dict:
                         out.update(d)
                     continue
+                assert fn is not None  # only a "star" part has no function
                 v = fn(env)
                 if v is UNDEFINED:
                     continue
@@ -415,7 +416,7 @@ def _select_paths(items: list[tuple[str, tuple[str, ...]]]) -> Fn:
 
         def select_attributes(env: Env) -> Value:
             d = env.doc
-            out = {}
+            out: dict[str, Value] = {}
             if type(d) is not dict:
                 return out
             for key, k in flat:

@@ -77,7 +77,7 @@ def _float_fn(fn: Callable[..., float]) -> Callable[..., Value]:
 
 def _abs(x: Value) -> Value:
     n = to_number(x)
-    return UNDEFINED if n is UNDEFINED else abs(n)  # type: ignore[arg-type]
+    return UNDEFINED if n is UNDEFINED else abs(n)
 
 
 def _ceil(x: Value) -> Value:
@@ -106,7 +106,7 @@ def _sign(x: Value) -> Value:
     n = to_number(x)
     if n is UNDEFINED:
         return UNDEFINED
-    return (n > 0) - (n < 0)  # type: ignore[operator]
+    return (n > 0) - (n < 0)
 
 
 def _trunc(x: Value, places: Value) -> Value:
@@ -114,7 +114,7 @@ def _trunc(x: Value, places: Value) -> Value:
     if n is UNDEFINED or p is UNDEFINED:
         return UNDEFINED
     try:
-        d = Decimal(repr(n) if type(n) is float else n).quantize(Decimal(1).scaleb(-p), rounding=ROUND_DOWN)  # type: ignore[arg-type]
+        d = Decimal(repr(n) if type(n) is float else n).quantize(Decimal(1).scaleb(-p), rounding=ROUND_DOWN)
     except (InvalidOperation, ValueError, OverflowError):
         return UNDEFINED
     return int(d) if d == d.to_integral_value() else float(d)
@@ -128,7 +128,7 @@ def remainder(a: Value, b: Value) -> Value:
     if type(x) is int and type(y) is int:
         r = abs(x) % abs(y)
         return -r if x < 0 else r
-    return normalize_number(math.fmod(x, y))  # type: ignore[arg-type]
+    return normalize_number(math.fmod(x, y))
 
 
 def _strict_int(v: Value) -> Value:
@@ -193,13 +193,13 @@ def _concat(*args: Value) -> Value:
 
 def _substring(s: Value, start: Value, end: Value = None) -> Value:
     text, i = to_string(s), to_int(start)
-    j = len(text) if end is None and text is not UNDEFINED else to_int(end)  # type: ignore[arg-type]
+    j = len(text) if end is None and text is not UNDEFINED else to_int(end)
     if text is UNDEFINED or i is UNDEFINED or j is UNDEFINED:
         return UNDEFINED
-    n = len(text)  # type: ignore[arg-type]
-    i = min(max(i, 0), n)  # type: ignore[call-overload]
-    j = min(max(j, 0), n)  # type: ignore[call-overload]
-    return text[i:j] if i <= j else ""  # type: ignore[index]
+    n = len(text)
+    i = min(max(i, 0), n)
+    j = min(max(j, 0), n)
+    return text[i:j] if i <= j else ""
 
 
 def _pad(left: bool) -> Callable[[Value, Value], Value]:
@@ -207,17 +207,17 @@ def _pad(left: bool) -> Callable[[Value, Value], Value]:
         text, n = to_string(s), to_int(count)
         if text is UNDEFINED or n is UNDEFINED:
             return UNDEFINED
-        spaces = " " * min(max(n, 0), 1000)  # type: ignore[call-overload]
-        return spaces + text if left else text + spaces  # type: ignore[operator]
+        spaces = " " * min(max(n, 0), 1000)
+        return spaces + text if left else text + spaces
 
     return impl
 
 
 def _chr(code: Value) -> Value:
     n = to_int(code)
-    if n is UNDEFINED or not 0 <= n <= 0x10FFFF:  # type: ignore[operator]
+    if n is UNDEFINED or not 0 <= n <= 0x10FFFF:
         return UNDEFINED
-    return chr(n)  # type: ignore[arg-type]
+    return chr(n)
 
 
 # -- collections and types ------------------------------------------------------------------------
@@ -230,9 +230,9 @@ def get_item(coll: Value, key: Value) -> Value:
         return coll.get(key, UNDEFINED) if type(key) is str else UNDEFINED
     if t is list or t is str:
         i = key if type(key) is int else (to_int(key) if type(key) is str else UNDEFINED)
-        if i is UNDEFINED or not 0 <= i < len(coll):  # type: ignore[operator]
+        if i is UNDEFINED or not 0 <= i < len(coll):
             return UNDEFINED
-        return coll[i]  # type: ignore[index]
+        return coll[i]
     return UNDEFINED
 
 
@@ -258,7 +258,7 @@ def _hash_fn(algorithm: str) -> Callable[[Value], Value]:
         s = to_string(v)
         if s is UNDEFINED:
             return UNDEFINED
-        data = s.encode("utf-8")  # type: ignore[union-attr]
+        data = s.encode("utf-8")
         return md2_hex(data) if algorithm == "md2" else hashlib.new(algorithm, data).hexdigest()
 
     return impl
@@ -268,7 +268,7 @@ def as_bytes(v: Value) -> bytes | None:
     if type(v) is bytes:
         return v
     s = to_string(v)
-    return None if s is UNDEFINED else s.encode("utf-8")  # type: ignore[union-attr]
+    return None if s is UNDEFINED else s.encode("utf-8")
 
 
 def _encode(v: Value, scheme: Value) -> Value:
@@ -297,9 +297,9 @@ def _topic(env: Env, n: Value = UNDEFINED) -> Value:
         return env.msg.topic
     i = to_int(n)
     levels = env.msg.topic_levels()
-    if i is UNDEFINED or not 1 <= i <= len(levels):  # type: ignore[operator]
+    if i is UNDEFINED or not 1 <= i <= len(levels):
         return UNDEFINED
-    return levels[i - 1]  # type: ignore[operator]
+    return levels[i - 1]
 
 
 def _optional(v: str | None) -> Value:
@@ -340,7 +340,7 @@ def _parse_time(pattern: Value, epoch: Value, tz: Value = "UTC") -> Value:
     if type(pattern) is not str or ms is UNDEFINED or type(tz) is not str:
         return UNDEFINED
     try:
-        return timefmt.format_epoch_ms(pattern, ms, tz)  # type: ignore[arg-type]
+        return timefmt.format_epoch_ms(pattern, ms, tz)
     except (ValueError, OverflowError, OSError, KeyError):
         return UNDEFINED
 

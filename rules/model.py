@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 from rules.actions import (
     ENDPOINT_FIELD,
@@ -118,6 +118,13 @@ class _Ctx:
     version: str
     variables: frozenset[str]
 
+    @overload
+    def template(self, f: _Fields, name: str, required: Literal[True], max_len: int | None = None) -> Template: ...
+
+    @overload
+    def template(self, f: _Fields, name: str, required: bool = False,
+                 max_len: int | None = None) -> Template | None: ...
+
     def template(self, f: _Fields, name: str, required: bool = False, max_len: int | None = None) -> Template | None:
         text = f.string(name, required=required, max_len=max_len)
         if text is None:
@@ -156,7 +163,7 @@ def _republish(f: _Fields, ctx: _Ctx) -> Action:
                 value = ctx.template(pf, "value", required=False, max_len=1024) or Template("", [])
                 if pf.string("value") is None:
                     raise RuleValidationError(f"{pf.path}.value is required")
-                user.append((key, value))  # type: ignore[arg-type]
+                user.append((key, value))
         headers = RepublishHeaders(
             payload_format_indicator=ctx.template(h, "payloadFormatIndicator", max_len=1024),
             content_type=ctx.template(h, "contentType", max_len=1024),
@@ -169,14 +176,14 @@ def _republish(f: _Fields, ctx: _Ctx) -> Action:
         **_common(f),
         topic=ctx.template(f, "topic", required=True),
         qos=qos,
-        headers=headers,  # type: ignore[arg-type]
+        headers=headers,
     )
 
 
 def _kinesis(f: _Fields, ctx: _Ctx) -> Action:
     return KinesisAction(
         **_common(f),
-        stream_name=ctx.template(f, "streamName", required=True),  # type: ignore[arg-type]
+        stream_name=ctx.template(f, "streamName", required=True),
         partition_key=ctx.template(f, "partitionKey"),
     )
 
@@ -189,7 +196,7 @@ def _firehose(f: _Fields, ctx: _Ctx) -> Action:
         )
     return FirehoseAction(
         **_common(f),
-        delivery_stream_name=ctx.template(f, "deliveryStreamName", required=True),  # type: ignore[arg-type]
+        delivery_stream_name=ctx.template(f, "deliveryStreamName", required=True),
         separator=sep,
         batch_mode=f.boolean("batchMode"),
     )
@@ -198,7 +205,7 @@ def _firehose(f: _Fields, ctx: _Ctx) -> Action:
 def _sqs(f: _Fields, ctx: _Ctx) -> Action:
     return SqsAction(
         **_common(f),
-        queue_url=ctx.template(f, "queueUrl", required=True),  # type: ignore[arg-type]
+        queue_url=ctx.template(f, "queueUrl", required=True),
         use_base64=f.boolean("useBase64"),
     )
 
@@ -206,8 +213,8 @@ def _sqs(f: _Fields, ctx: _Ctx) -> Action:
 def _s3(f: _Fields, ctx: _Ctx) -> Action:
     return S3Action(
         **_common(f),
-        bucket_name=ctx.template(f, "bucketName", required=True),  # type: ignore[arg-type]
-        key=ctx.template(f, "key", required=True),  # type: ignore[arg-type]
+        bucket_name=ctx.template(f, "bucketName", required=True),
+        key=ctx.template(f, "key", required=True),
         canned_acl=f.choice("cannedAcl", CANNED_ACLS),
     )
 

@@ -25,7 +25,7 @@ def op_not(a: Value) -> Value:
 
 def op_neg(a: Value) -> Value:
     n = to_number(a)
-    return UNDEFINED if n is UNDEFINED else -n  # type: ignore[operator]
+    return UNDEFINED if n is UNDEFINED else -n
 
 
 def op_eq(a: Value, b: Value) -> Value:
@@ -67,7 +67,7 @@ def op_add(a: Value, b: Value) -> Value:
         return normalize_number(a + b)
     if ta is str or tb is str:
         x, y = to_string(a), to_string(b)
-        return UNDEFINED if x is UNDEFINED or y is UNDEFINED else x + y  # type: ignore[operator]
+        return UNDEFINED if x is UNDEFINED or y is UNDEFINED else x + y
     return UNDEFINED
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
-from typing import Final
+from typing import Final, Protocol
 
 import regex
 from regex import _regex_core as _core
@@ -43,8 +43,26 @@ MAX_PATTERN_CHARS: Final = 4096
 MAX_EXPANDED_SIZE: Final = 10_000  # items once counted repetitions are unrolled (compiles in about 0.1 s at most)
 _SHOWN_PATTERN_CHARS = 200
 
-Pattern = regex.Pattern
-PatternOf = Callable[[Value], "Pattern[str] | None"]
+
+
+class Match(Protocol):
+    """What this module uses of a `regex` match object (the `regex` package ships no type stubs)."""
+
+    def group(self, group: int | str = 0, /) -> str | None: ...
+
+
+class Pattern(Protocol):
+    """What this module uses of a compiled `regex` pattern: its source and timed search / substitution."""
+
+    @property
+    def pattern(self) -> str: ...
+
+    def search(self, string: str, *, timeout: float | None = None) -> Match | None: ...
+
+    def sub(self, repl: Callable[[Match], str], string: str, *, timeout: float | None = None) -> str: ...
+
+
+PatternOf = Callable[[Value], "Pattern | None"]
 RegexFunction = Callable[..., Value]
 
 _budget_ms: ContextVar[float] = ContextVar("regex_budget_ms", default=DEFAULT_BUDGET_MS)
@@ -123,7 +141,7 @@ def expanded_size(pattern: str) -> int:
     return _expanded_size(_parse(pattern))
 
 
-def compile_pattern(pattern: str) -> Pattern[str] | None:
+def compile_pattern(pattern: str) -> Pattern | None:
     """A Java-style pattern compiled, or None when it does not compile; PatternTooLarge when it is longer
     than MAX_PATTERN_CHARS or compiling it would lay out more than MAX_EXPANDED_SIZE items."""
     if len(pattern) > MAX_PATTERN_CHARS:
@@ -160,7 +178,7 @@ def _check_engine() -> None:
 _check_engine()
 
 @lru_cache(maxsize=PATTERN_CACHE_SIZE)
-def compile_cached(pattern: str) -> Pattern[str] | PatternTooLarge | None:
+def compile_cached(pattern: str) -> Pattern | PatternTooLarge | None:
     """compile_pattern behind the bounded cache used for patterns computed per message; a refusal is
     cached too (returned, not raised), so a message repeating a huge pattern costs one dictionary lookup."""
     try:
@@ -173,7 +191,7 @@ _JAVA_GROUP_REF = re.compile(r"\$(\d+)|\$\{(\w+)\}|\\(.)|\\$")
 
 
 @lru_cache(maxsize=PATTERN_CACHE_SIZE)
-def java_replacement(repl: str) -> Callable[[regex.Match[str]], str]:
+def java_replacement(repl: str) -> Callable[[Match], str]:
     """Java replacement syntax (``$1``, ``${name}``, ``\\$``) as a replacement callable; a reference to a
     group that the pattern does not have raises IndexError when it is used."""
     parts: list[str | int | tuple[str, str]] = []
@@ -189,7 +207,7 @@ def java_replacement(repl: str) -> Callable[[regex.Match[str]], str]:
         pos = m.end()
     parts.append(repl[pos:])
 
-    def expand(match: regex.Match[str]) -> str:
+    def expand(match: Match) -> str:
         out = []
         for p in parts:
             if isinstance(p, int):
@@ -211,7 +229,7 @@ def _shown(pattern: str) -> str:
 
 
 def _runtime_pattern(function: str) -> PatternOf:
-    def pattern_of(pattern: Value) -> Pattern[str] | None:
+    def pattern_of(pattern: Value) -> Pattern | None:
         compiled = compile_cached(pattern) if type(pattern) is str else None
         if isinstance(compiled, PatternTooLarge):
             raise RuleEvaluationError(f"{function}(): {compiled}")
@@ -261,21 +279,21 @@ def _bounded(function: str, run: Callable[..., Value]) -> Callable[..., RegexFun
     return bind
 
 
-def _matches(rx: Pattern[str], text: str, timeout: float) -> Value:
+def _matches(rx: Pattern, text: str, timeout: float) -> Value:
     return rx.search(text, timeout=timeout) is not None
 
 
-def _substr(rx: Pattern[str], text: str, timeout: float) -> Value:
+def _substr(rx: Pattern, text: str, timeout: float) -> Value:
     m = rx.search(text, timeout=timeout)
     return m.group(0) if m else ""
 
 
-def _replace(rx: Pattern[str], text: str, timeout: float, repl: Value) -> Value:
+def _replace(rx: Pattern, text: str, timeout: float, repl: Value) -> Value:
     r = to_string(repl)
     if r is UNDEFINED:
         return UNDEFINED
     try:
-        return rx.sub(java_replacement(r), text, timeout=timeout)  # type: ignore[arg-type]
+        return rx.sub(java_replacement(r), text, timeout=timeout)
     except (IndexError, regex.error):
         return UNDEFINED
 

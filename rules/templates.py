@@ -45,7 +45,8 @@ class Template:
         if single is not None:
             v = single(env)
             return v if type(v) is str else render_text(v)
-        return "".join([p if type(p) is str else render_text(p(env)) for p in self._parts])
+        # A part is a str or a function; `type(p) is str` does not narrow the other branch for the checker.
+        return "".join([p if type(p) is str else render_text(p(env)) for p in self._parts])  # type: ignore[operator]
 
 
 def compile_template(text: str, version: str, variables: frozenset[str] = frozenset(), field: str = "") -> Template:

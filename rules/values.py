@@ -15,31 +15,41 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+if TYPE_CHECKING:
+    import enum
 
-class _Undefined:
-    """The IoT SQL Undefined value: absent from JSON output, "" when serialised alone."""
+    class _Undefined(enum.Enum):
+        """How the type checker sees the marker: a one-member enum, so ``v is UNDEFINED`` narrows ``v``."""
 
-    __slots__ = ()
-    _instance: _Undefined | None = None
+        UNDEFINED = enum.auto()
 
-    def __new__(cls) -> _Undefined:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+        def __bool__(self) -> Literal[False]: ...
 
-    def __repr__(self) -> str:
-        return "Undefined"
+    UNDEFINED: Final = _Undefined.UNDEFINED
+else:
+    class _Undefined:
+        """The IoT SQL Undefined value: absent from JSON output, "" when serialised alone."""
 
-    def __bool__(self) -> bool:
-        return False
+        __slots__ = ()
+        _instance: _Undefined | None = None
 
-    def __reduce__(self) -> str:
-        return "UNDEFINED"
+        def __new__(cls) -> _Undefined:
+            if cls._instance is None:
+                cls._instance = super().__new__(cls)
+            return cls._instance
 
+        def __repr__(self) -> str:
+            return "Undefined"
 
-UNDEFINED: Final = _Undefined()
+        def __bool__(self) -> bool:
+            return False
+
+        def __reduce__(self) -> str:
+            return "UNDEFINED"
+
+    UNDEFINED: Final = _Undefined()
 
 Value = Any  # any of the representations listed in the module docstring
 
@@ -119,7 +129,7 @@ def to_decimal(v: Value) -> float | _Undefined:
     n = to_number(v)
     if n is UNDEFINED:
         return UNDEFINED
-    return float(n)  # type: ignore[arg-type]
+    return float(n)
 
 
 def to_int(v: Value) -> int | _Undefined:
@@ -172,7 +182,7 @@ def to_string(v: Value) -> str | _Undefined:
 def render_text(v: Value) -> str:
     """A value as text for substitution templates and ``${...}``: Undefined and Null are empty."""
     s = to_string(v)
-    return "" if s is UNDEFINED else s  # type: ignore[return-value]
+    return "" if s is UNDEFINED else s
 
 
 def prune(v: Value) -> Value:
@@ -198,7 +208,7 @@ def _compact_encoder() -> Any:
     Circular-reference markers are off (a shared markers dict keeps stale entries after a failed encode);
     values here are trees made from parsed JSON, so a cycle cannot occur.
     """
-    make = json.encoder.c_make_encoder
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]  # CPython's, not in typeshed
     if make is None:  # no C accelerator: the standard encoder
         encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return lambda v, _level: [encoder.encode(v)]
@@ -243,12 +253,13 @@ def _float_v2(text: str) -> Value:
 
 
 # The decoders' scanners, called directly: ``JSONDecoder.decode`` minus two Python frames per call.
+# (`scan_once`, `WHITESPACE` and `WHITESPACE_STR` are CPython's own, not in typeshed.)
 _SCANNERS: Final = {
-    False: json.JSONDecoder(parse_float=_float_v1, parse_constant=_reject_constant).scan_once,
-    True: json.JSONDecoder(parse_float=_float_v2, parse_constant=_reject_constant).scan_once,
+    False: json.JSONDecoder(parse_float=_float_v1, parse_constant=_reject_constant).scan_once,  # type: ignore[attr-defined]
+    True: json.JSONDecoder(parse_float=_float_v2, parse_constant=_reject_constant).scan_once,  # type: ignore[attr-defined]
 }
-_SKIP_WHITESPACE: Final = json.decoder.WHITESPACE.match
-_JSON_WHITESPACE: Final = json.decoder.WHITESPACE_STR
+_SKIP_WHITESPACE: Final = json.decoder.WHITESPACE.match  # type: ignore[attr-defined]
+_JSON_WHITESPACE: Final = json.decoder.WHITESPACE_STR  # type: ignore[attr-defined]
 
 
 def parse_json(payload: bytes, whole_decimals_as_int: bool) -> Value:

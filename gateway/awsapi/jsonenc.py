@@ -13,6 +13,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
+c_make_encoder: Callable[..., Any] | None
 try:
     from _json import make_encoder as c_make_encoder
 except ImportError:  # pragma: no cover - CPython always has the C accelerator
@@ -29,7 +30,7 @@ def compact_encoder(ensure_ascii: bool = True) -> Callable[[Any], str]:
 
     def encode(value: Any) -> str:
         if isinstance(value, str):  # the C encoder only takes containers and numbers at the top
-            return quote(value)  # type: ignore[no-any-return]
+            return quote(value)
         return "".join(chunks(value, 0))
 
     return encode

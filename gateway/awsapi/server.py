@@ -141,9 +141,10 @@ class AwsApi:
         await self._runner.setup()
         site = web.TCPSite(self._runner, api.host, api.port, reuse_address=True)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        listening = site._server
+        # typeshed's AbstractServer has no `sockets`; asyncio's and uvloop's servers both do.
+        assert listening is not None and listening.sockets  # type: ignore[attr-defined]
+        self.port = listening.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         log.info("aws api listening url=%s services=%s", self.url, ",".join(s.signing_name for s in self._services))
         return self.port
 
@@ -208,9 +209,9 @@ class AwsApi:
             raise
         except Exception:
             log.exception("internal error service=%s path=%s", service.signing_name, request.path)
-            error = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
-                             500, sender=False)
-            response = service.error_response(error, request, ctx)
+            failure = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
+                               500, sender=False)
+            response = service.error_response(failure, request, ctx)
         if not response.prepared:
             response.headers.setdefault("x-amzn-RequestId", request_id)
             response.headers.setdefault("x-amz-request-id", request_id)

@@ -6,6 +6,7 @@ and certificates signed by a registered CA can be registered; only ACTIVE ones m
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 from typing import Any
 
@@ -241,7 +242,7 @@ class Certificates:
                 raise CertificateState(f"CA certificate {ca_id} is ACTIVE: deactivate it before deleting")
             db.execute("DELETE FROM ca_certificates WHERE id = ?", (ca_id,))
 
-    def trusted_ca_pems(self) -> list[str]:
+    def trusted_ca_pems(self) -> builtins.list[str]:
         """PEMs a TLS listener should trust: the gateway CA and every ACTIVE registered CA."""
         with self.store.transaction(write=False) as db:
             rows = db.execute("SELECT pem FROM ca_certificates WHERE status = 'ACTIVE' ORDER BY id").fetchall()
@@ -294,7 +295,7 @@ class Certificates:
             require(db, "things", "name", thing, "thing")
             db.execute("DELETE FROM thing_principals WHERE thing = ? AND certificate_id = ?", (thing, cert_id))
 
-    def thing_principals(self, thing: str) -> list[dict[str, str]]:
+    def thing_principals(self, thing: str) -> builtins.list[dict[str, str]]:
         """[{principal: certificate ARN, thingPrincipalType}] of a thing (ListThingPrincipalsV2)."""
         with self.store.transaction(write=False) as db:
             require(db, "things", "name", thing, "thing")
@@ -303,7 +304,7 @@ class Certificates:
             ).fetchall()
         return [{"principal": self.arns.cert(r["certificate_id"]), "thingPrincipalType": r["type"]} for r in rows]
 
-    def principal_things(self, principal: str) -> list[str]:
+    def principal_things(self, principal: str) -> builtins.list[str]:
         """Names of the things a certificate (ARN or id) is attached to."""
         cert_id = self.arns.parse_principal(principal)
         with self.store.transaction(write=False) as db:

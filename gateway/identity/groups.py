@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import uuid
@@ -91,7 +92,8 @@ class ThingGroups:
         self, parent: str | None = None, name_prefix: str | None = None, next_token: str | None = None,
         max_results: int | None = None,
     ) -> Page:
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if parent is not None:
             where.append("parent = ?")
             params.append(parent)
@@ -112,7 +114,7 @@ class ThingGroups:
             _group_row(db, group)
             db.execute("DELETE FROM group_members WHERE group_name = ? AND thing = ?", (group, thing))
 
-    def things_in(self, group: str, recursive: bool = False) -> list[str]:
+    def things_in(self, group: str, recursive: bool = False) -> builtins.list[str]:
         """Names of the things in a group (and, when `recursive`, in its descendants)."""
         with self.store.transaction(write=False) as db:
             _group_row(db, group)
@@ -123,7 +125,7 @@ class ThingGroups:
             ).fetchall()
         return [r["thing"] for r in rows]
 
-    def groups_of(self, thing: str, inherited: bool = False) -> list[str]:
+    def groups_of(self, thing: str, inherited: bool = False) -> builtins.list[str]:
         """The groups a thing belongs to directly, or with `inherited` also all their ancestors."""
         with self.store.transaction(write=False) as db:
             direct = [r["group_name"] for r in db.execute(
@@ -137,7 +139,7 @@ class ThingGroups:
         return list(found)
 
     @staticmethod
-    def _lineage(db: sqlite3.Connection, name: str) -> list[str]:
+    def _lineage(db: sqlite3.Connection, name: str) -> builtins.list[str]:
         """`name` followed by its parent, grandparent, … up to the root."""
         chain: list[str] = []
         current: str | None = name
@@ -147,7 +149,7 @@ class ThingGroups:
         return chain
 
     @staticmethod
-    def _descendants(db: sqlite3.Connection, name: str) -> list[str]:
+    def _descendants(db: sqlite3.Connection, name: str) -> builtins.list[str]:
         found, frontier = [name], [name]
         while frontier:
             marks = ",".join("?" * len(frontier))

@@ -143,7 +143,8 @@ def name_fields(name: x509.Name) -> dict[str, tuple[str, ...]]:
 
 def alt_names(cert: x509.Certificate, issuer: bool = False) -> dict[str, tuple[str, ...]]:
     """Subject (or issuer) alternative names by kind: DNSName, IPAddress, RFC822Name, URI, DirectoryName."""
-    extension = x509.IssuerAlternativeName if issuer else x509.SubjectAlternativeName
+    extension: type[x509.IssuerAlternativeName | x509.SubjectAlternativeName] = (
+        x509.IssuerAlternativeName if issuer else x509.SubjectAlternativeName)
     try:
         general_names = cert.extensions.get_extension_for_class(extension).value
     except x509.ExtensionNotFound:
@@ -283,7 +284,7 @@ class CertificateAuthority:
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),  # type: ignore[arg-type]
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,
             )
         )

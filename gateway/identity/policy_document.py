@@ -216,7 +216,7 @@ def _exactly_one(raw: dict, name: str, negated: str, fail: Any) -> str:
 
 
 def _strings(value: object, field: str, fail: Any) -> list[str]:
-    items = value if isinstance(value, list) else [value]
+    items: list[Any] = value if isinstance(value, list) else [value]
     if not items:
         raise fail(field, "is empty; give a string or a non-empty list of strings")
     for item in items:

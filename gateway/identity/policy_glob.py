@@ -12,6 +12,7 @@ import enum
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
 
 class Wild(enum.Enum):
@@ -21,8 +22,8 @@ class Wild(enum.Enum):
     ONE = "?"
 
 
-STAR = Wild.STAR
-ONE = Wild.ONE
+STAR: Final = Wild.STAR
+ONE: Final = Wild.ONE
 
 Token = str | Wild
 Glob = tuple[Token, ...]

@@ -6,6 +6,7 @@ engine's job (`gateway.identity.policy`).
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -123,7 +124,7 @@ class Policies:
             "creationDate": row["created"], "lastModifiedDate": row["created"], "generationId": str(version),
         }
 
-    def list_versions(self, name: str) -> list[dict[str, Any]]:
+    def list_versions(self, name: str) -> builtins.list[dict[str, Any]]:
         with self.store.transaction(write=False) as db:
             policy = self._row(db, name)
             rows = db.execute(
@@ -164,7 +165,7 @@ class Policies:
                 "DELETE FROM policy_targets WHERE policy = ? AND kind = ? AND target = ?", (name, kind, target_id)
             )
 
-    def targets(self, name: str) -> list[str]:
+    def targets(self, name: str) -> builtins.list[str]:
         with self.store.transaction(write=False) as db:
             self._row(db, name)
             rows = db.execute(
@@ -172,7 +173,7 @@ class Policies:
             ).fetchall()
         return [self._arn(r["kind"], r["target"]) for r in rows]
 
-    def attached_to(self, target: str) -> list[str]:
+    def attached_to(self, target: str) -> builtins.list[str]:
         """Names of the policies attached directly to a certificate or thing group ARN."""
         kind, target_id = self._target(target, must_exist=False)
         with self.store.transaction(write=False) as db:

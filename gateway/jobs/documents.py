@@ -78,4 +78,4 @@ def resolve(document: str, presigner: Presigner | None, expires: int) -> dict[st
             return {k: walk(v) for k, v in value.items()}
         return value
 
-    return walk(json.loads(document))  # type: ignore[no-any-return]
+    return walk(json.loads(document))

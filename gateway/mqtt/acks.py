@@ -49,7 +49,7 @@ class AckQueue:
         ready = True
         for wait in waits:
             if asyncio.isfuture(wait):
-                fut: asyncio.Future[Any] = wait  # type: ignore[assignment]
+                fut: asyncio.Future[Any] = wait
             else:
                 fut = asyncio.ensure_future(wait)
                 self._spawn(fut)

@@ -61,8 +61,10 @@ _serials = itertools.count(1)
 class ConnectionAuth(Protocol):
     """What a listener's authenticator returns: the authorization decisions of one connection."""
 
-    principal: Any
     principal_id: str | None
+
+    @property
+    def principal(self) -> Any: ...
 
     def allowed(self, action: str, resource: str) -> bool: ...
     def revoked(self) -> str | None: ...
@@ -484,6 +486,7 @@ class MqttConnection(asyncio.Protocol):
             return self._violation(0x95, f"payload larger than {self.limits.max_payload_bytes} bytes")
         qos = pub.qos
         if qos == 2 and pub.packet_id in session.incoming_qos2:
+            assert pub.packet_id is not None  # a QoS 2 PUBLISH always carries one
             self._acknowledge(Pubrec(pub.packet_id), [])  # duplicate: already accepted, acknowledge again
             return None
         if qos and self._acks is not None and len(self._acks) >= self.limits.max_inflight:

@@ -113,6 +113,11 @@ class AuthenticationBatches:
         self._scheduled = False
         self.batches = 0
 
+    @property
+    def waiting(self) -> int:
+        """CONNECTs queued for the next batch."""
+        return len(self._pending)
+
     def submit(self, conn: MqttConnection, connect: Connect) -> None:
         self._pending.append((conn, connect))
         if not self._running and not self._scheduled:

@@ -29,7 +29,7 @@ from gateway.identity.policy import Authorizer
 from gateway.mqtt import lifecycle
 from gateway.mqtt.authz import CertificateAuthenticator, DevAuthenticator, SigV4Authenticator, peer_certificate
 from gateway.mqtt.broker import Broker, PublishHook
-from gateway.mqtt.connection import Authenticator, MqttConnection
+from gateway.mqtt.connection import MqttConnection
 from gateway.mqtt.errors import MqttError
 from gateway.mqtt.sigv4ws import COUNTERS as SIGV4_COUNTERS
 from gateway.mqtt.sigv4ws import SigV4Gate, SigV4WebSocket, sigv4_gate
@@ -214,7 +214,7 @@ async def _start_tls_listeners(service: MqttService, config: Config, registry: R
         lambda: (make_context(MQTT_ALPN, True), make_context(HTTPS_ALPN, https_requires_cert)))
     for context in (mqtt_ctx, https_ctx):
         context.num_tickets = limits.tls_session_tickets
-    cert_auth: Authenticator = CertificateAuthenticator(registry, authorizer)
+    cert_auth = CertificateAuthenticator(registry, authorizer)
 
     def mqtt_protocol(_transport: Any, _alpn: str | None, _first: int | None) -> asyncio.Protocol:
         return MqttConnection(broker, cert_auth, "mqtts")

@@ -101,7 +101,7 @@ class BrokerStore:
         self.wait_for_commit = fsync == "always"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-store")
         self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[Callable[[sqlite3.Connection], None], asyncio.Future[None] | None]] = []
+        self._pending: list[tuple[Callable[[sqlite3.Connection], object], asyncio.Future[None] | None]] = []
         self._running: asyncio.Future[None] | None = None
         self.commits = 0
 
@@ -139,7 +139,7 @@ class BrokerStore:
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def _submit(self, op: Callable[[sqlite3.Connection], None]) -> asyncio.Future[None] | None:
+    def _submit(self, op: Callable[[sqlite3.Connection], object]) -> asyncio.Future[None] | None:
         """Queue a write; returns a future resolved after its commit (None when not waiting)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] | None = loop.create_future() if self.wait_for_commit else None
@@ -164,7 +164,7 @@ class BrokerStore:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
 
-    def _commit(self, ops: list[Callable[[sqlite3.Connection], None]]) -> None:
+    def _commit(self, ops: list[Callable[[sqlite3.Connection], object]]) -> None:
         db = self._db
         assert db is not None
         db.execute("BEGIN")

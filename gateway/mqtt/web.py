@@ -112,7 +112,8 @@ class DeviceWebApp:
                 return self.sigv4.admit(url.raw_path, url.raw_query_string, request.headers, request.query)
             except WebSocketAuthError as exc:
                 credential = credential_of(request.headers, request.query)
-                count_refusal(self.broker.metrics, request.remote, exc, credential and credential.access_key)
+                count_refusal(self.broker.metrics, request.remote, exc,
+                              credential.access_key if credential is not None else None)
                 raise
         if peer_certificate(request.transport):
             return self.authenticate

@@ -100,7 +100,7 @@ class _Reader:
         return self.item(depth + 1)  # major 6: a tag; its content is what counts
 
     def _chunks(self, major: int) -> list[bytes]:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = self.item()
             if chunk is _BREAK:

@@ -5,6 +5,7 @@ Thread-safe (one connection behind a lock); blocking, so call it from worker thr
 
 from __future__ import annotations
 
+import builtins
 import re
 import sqlite3
 import threading
@@ -147,7 +148,7 @@ class ProvisioningStore:
         with self._lock:
             self._db.execute("DELETE FROM tokens WHERE token = ?", (token,))
 
-    def expired_tokens(self, now: float) -> list[tuple[str, str]]:
+    def expired_tokens(self, now: float) -> builtins.list[tuple[str, str]]:
         with self._lock:
             rows = self._db.execute("SELECT token, certificate_id FROM tokens WHERE expires <= ?", (now,)).fetchall()
         return [(r["token"], r["certificate_id"]) for r in rows]

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gateway.sinks.kinesis import errors
 from gateway.sinks.kinesis.errors import KinesisError
 from gateway.sinks.kinesis.listing import now_ms
 from gateway.sinks.kinesis.model import Consumer, Stream
 from gateway.sinks.kinesis.subscription import Subscription, open_subscription
+from gateway.sinks.kinesis.tokens import TokenSigner
+
+if TYPE_CHECKING:
+    from gateway.sinks.kinesis.engine import KinesisEngine
 
 MAX_CONSUMERS = 20
 
 
 class ConsumersMixin:
     """Consumer operations, mixed into `KinesisEngine` (they use its lookups and state)."""
+
+    # Declared for the type checker; `KinesisEngine` defines them.
+    account: str
+    streams: dict[str, Stream]
+    signer: TokenSigner
+    closing: bool
+    _subscriptions: set[tuple[str, str]]
+    if TYPE_CHECKING:
+        def stream_by_arn(self, arn: str) -> Stream: ...
+        def _check_name(self, name: object, member: str = "streamName") -> str: ...
+        async def _save(self, stream: Stream) -> None: ...
+        @staticmethod
+        def _check_limit(value: int | None, member: str, maximum: int, default: int) -> int: ...
+        def _page_state(self, kind: str, token: str) -> dict[str, Any]: ...
 
     async def register_consumer(self, stream_arn: str, consumer_name: str) -> dict[str, Any]:
         stream = self.stream_by_arn(stream_arn)
@@ -82,7 +100,8 @@ class ConsumersMixin:
 
     def subscribe(self, consumer_arn: str, shard_id: str, starting_position: dict[str, Any]) -> Subscription:
         """SubscribeToShard, validated: iterate the result's `events()` for SubscribeToShardEvent dicts."""
-        return open_subscription(self, consumer_arn, shard_id, starting_position)
+        engine = cast("KinesisEngine", self)  # this mixin only ever lives in KinesisEngine
+        return open_subscription(engine, consumer_arn, shard_id, starting_position)
 
     def begin_subscription(self, key: tuple[str, str]) -> None:
         if key in self._subscriptions:

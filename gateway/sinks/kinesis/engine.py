@@ -355,7 +355,7 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
             group[1].append((pk, data))
         arrival = now_ms()
         appended: dict[Shard, tuple[int, SyncHandle]] = {}
-        retired = []
+        retired: list[tuple[Shard, Segment]] = []
         placed = []
         for shard, (indexes, entries) in groups.items():
             assert shard.log is not None
@@ -383,7 +383,7 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
                                    data))
                     continue
             shard = self._route(stream, data, pk, explicit_hash_key, f"records.{i + 1}.member.")
-            routed.append((shard, pk.encode("utf-8"), bytes(data)))  # type: ignore[union-attr,arg-type]
+            routed.append((shard, pk.encode("utf-8"), bytes(data)))
         return routed
 
     def _route(self, stream: Stream, data: object, partition_key: object, explicit_hash_key: object,
@@ -623,7 +623,12 @@ class KinesisEngine(ListingMixin, ConsumersMixin, MaintenanceMixin):
         first_index = stream.next_shard_index
         children = [Shard(first_index + i, new.start_hash, new.end_hash, created, new.parent, new.adjacent_parent)
                     for i, new in enumerate(plan.create)]
-        await asyncio.to_thread(lambda: [self._open_shard_log(stream, child, fresh=True) for child in children])
+
+        def open_children() -> None:
+            for child in children:
+                self._open_shard_log(stream, child, fresh=True)
+
+        await asyncio.to_thread(open_children)
         if stream.deleted:
             return
         for parent in plan.close:  # no await from here to the reindex: puts see either the old or new layout

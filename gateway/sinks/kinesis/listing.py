@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.sinks.kinesis import errors
 from gateway.sinks.kinesis.model import Shard, Stream
-from gateway.sinks.kinesis.tokens import TokenError
+from gateway.sinks.kinesis.tokens import TokenError, TokenSigner
+
+if TYPE_CHECKING:
+    from edgeloop.config import KinesisSection
 
 PAGE_TOKEN_TTL_MS = 300_000
 SHARD_FILTERS = ("AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP",
@@ -20,6 +23,15 @@ def now_ms() -> int:
 
 class ListingMixin:
     """Read-only listing operations, mixed into `KinesisEngine` (they use its lookups and state)."""
+
+    # Declared for the type checker; `KinesisEngine` defines them.
+    account: str
+    settings: KinesisSection
+    streams: dict[str, Stream]
+    signer: TokenSigner
+    if TYPE_CHECKING:
+        def stream(self, name: str) -> Stream: ...
+        def _open_shard_total(self) -> int: ...
 
     def list_streams(self, limit: int | None = None, exclusive_start: str | None = None,
                      next_token: str | None = None) -> dict[str, Any]:
@@ -138,11 +150,11 @@ class ListingMixin:
         if kind == "FROM_TRIM_HORIZON":
             return shards
         if kind == "AT_TRIM_HORIZON":
-            return [s for s in shards if s.created_ms <= horizon and (s.is_open or s.closed_ms > horizon)]
+            return [s for s in shards if s.created_ms <= horizon and (s.closed_ms is None or s.closed_ms > horizon)]
         at = shard_filter.get("Timestamp")
         if not isinstance(at, int | float) or isinstance(at, bool):
             raise errors.invalid_argument(f"ShardFilter of type {kind} needs a Timestamp.")
         at_ms = max(int(at * 1000), horizon)
         if kind == "AT_TIMESTAMP":
-            return [s for s in shards if s.created_ms <= at_ms and (s.is_open or s.closed_ms >= at_ms)]
-        return [s for s in shards if s.is_open or s.closed_ms >= at_ms]  # FROM_TIMESTAMP
+            return [s for s in shards if s.created_ms <= at_ms and (s.closed_ms is None or s.closed_ms >= at_ms)]
+        return [s for s in shards if s.closed_ms is None or s.closed_ms >= at_ms]  # FROM_TIMESTAMP

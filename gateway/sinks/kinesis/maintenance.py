@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.sinks.kinesis import errors
 from gateway.sinks.kinesis.listing import now_ms
@@ -20,6 +20,16 @@ TRIM_INTERVAL_SECS = 60.0
 
 class MaintenanceMixin:
     """Retention, tags and the background trimmer, mixed into `KinesisEngine` (they use its state)."""
+
+    # Declared for the type checker; `KinesisEngine` defines them.
+    account: str
+    streams: dict[str, Stream]
+    metrics: dict[str, int]
+    if TYPE_CHECKING:
+        def stream(self, name: str) -> Stream: ...
+        async def _save(self, stream: Stream) -> None: ...
+        @staticmethod
+        def _check_limit(value: int | None, member: str, maximum: int, default: int) -> int: ...
 
     async def increase_retention(self, stream_name: str, hours: int) -> None:
         stream = self.stream(stream_name)
@@ -71,7 +81,7 @@ class MaintenanceMixin:
             for segment in expired:
                 await asyncio.to_thread(delete_segment, segment)
                 self.metrics["records_trimmed_segments"] += 1
-        gone = [s for s in stream.shards if not s.is_open and s.closed_ms < cutoff
+        gone = [s for s in stream.shards if s.closed_ms is not None and s.closed_ms < cutoff
                 and (s.log is None or s.log.last_arrival < cutoff)]
         if gone and not stream.deleted:
             stream.shards = [s for s in stream.shards if s not in gone]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from gateway.sinks.kinesis import errors
@@ -39,7 +39,7 @@ class Subscription:
         }
         return event
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncGenerator[dict[str, Any]]:
         try:
             while time.monotonic() < self.deadline and not self.engine.closing:
                 if self.stream.deleted:

@@ -214,7 +214,7 @@ class S3Engine:
                 "the object's metadata, storage class, website redirect location or encryption attributes.")
         self._require_bucket(bucket)
         src = await self.get_object(src_bucket, src_key, src_version_id)
-        source: Body = src.body if src.path is None else self.read_body(src)
+        source: Body | None = src.body if src.path is None else self.read_body(src)
         spooled = await self.blobs.spool(source or b"", tuple(src.checksums), MAX_OBJECT)
         try:
             path = await self._persist(spooled)

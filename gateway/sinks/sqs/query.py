@@ -38,7 +38,7 @@ def _tree(params: Mapping[str, str]) -> dict[str, Any]:
     """``A.1.B=x`` -> ``{"A": {1: {"B": "x"}}}`` (numbers stay dict keys until folded)."""
     root: dict[str, Any] = {}
     for key, value in params.items():
-        node = root
+        node: dict[Any, Any] = root  # below the top, numbered members have int keys
         parts = [int(p) if p.isdigit() else p for p in key.split(".")]
         for part in parts[:-1]:
             child = node.get(part)
