@@ -1,8 +1,9 @@
 """Durable broker state in SQLite under ``<home>/broker/``: retained messages, persistent sessions
 (subscriptions, pending incoming QoS 2 ids) and their queued / in-flight QoS 1/2 deliveries.
 
-All SQL runs on one writer thread. Writes are batched: every write submitted while a batch is being
-committed joins the next batch, so N concurrent acknowledgements cost about one commit. With
+All SQL runs on the thread of a `SqliteCommitter`. Writes are batched: every write submitted while a batch is
+being committed joins the next batch, so N concurrent acknowledgements cost about one commit; a batch stands or
+falls as a whole (a failing write rolls it back and every waiter gets the error). With
 ``durability.fsync = "always"`` the commit is ``synchronous=FULL`` and callers await the returned future
 before acknowledging; with ``interval`` / ``never`` they do not wait (WAL, ``synchronous=NORMAL``/``OFF``).
 """
@@ -15,13 +16,13 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.mqtt.message import Message
 from gateway.mqtt.packets import Properties
+from gateway.storage.sqlite import SqliteCommitter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, payload BLOB, qos INTEGER, props TEXT,
@@ -92,6 +93,35 @@ class LoadedState:
     next_seq: int
 
 
+def _create_and_load(db: sqlite3.Connection) -> LoadedState:
+    """Create the schema if needed and load everything (on the database thread)."""
+    db.executescript(SCHEMA)
+    retained = [
+        Message(topic, bytes(payload), qos, True, props_from_json(props), origin="retained",
+                received_at=received_at, expires_at=expires_at)
+        for topic, payload, qos, props, received_at, expires_at in db.execute("SELECT * FROM retained")
+    ]
+    sessions: dict[str, StoredSession] = {}
+    for cid, protocol, expiry, disc, subs, q2 in db.execute("SELECT * FROM sessions"):
+        sessions[cid] = StoredSession(cid, protocol, expiry, disc, json.loads(subs), json.loads(q2))
+    for row in db.execute("SELECT * FROM deliveries ORDER BY seq"):
+        seq, cid, topic, payload, qos, retain, props, sub_ids, received_at, expires_at, pid, state, pub = row
+        session = sessions.get(cid)
+        if session is None:
+            continue
+        msg = Message(topic, bytes(payload), qos, bool(retain), props_from_json(props), client_id=pub,
+                      origin="stored", received_at=received_at, expires_at=expires_at)
+        session.deliveries.append(
+            StoredDelivery(seq, msg, qos, bool(retain), tuple(json.loads(sub_ids)), pid, state)
+        )
+    next_seq = (db.execute("SELECT COALESCE(MAX(seq), 0) FROM deliveries").fetchone()[0] or 0) + 1
+    return LoadedState(retained, list(sessions.values()), next_seq)
+
+
+def _run(db: sqlite3.Connection, op: Callable[[sqlite3.Connection], object]) -> None:
+    op(db)
+
+
 class BrokerStore:
     """SQLite persistence with a single writer thread and batched commits."""
 
@@ -99,82 +129,32 @@ class BrokerStore:
         self.path = Path(directory) / "broker.db"
         self.fsync = fsync
         self.wait_for_commit = fsync == "always"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-store")
-        self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[Callable[[sqlite3.Connection], object], asyncio.Future[None] | None]] = []
-        self._running: asyncio.Future[None] | None = None
-        self.commits = 0
+        self._db = SqliteCommitter(self.path, fsync, "mqtt-store", isolate_failures=False)
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far."""
+        return self._db.commits
 
     async def open(self) -> LoadedState:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._open_and_load)
-
-    def _open_and_load(self) -> LoadedState:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        sync = {"always": "FULL", "interval": "NORMAL", "never": "OFF"}[self.fsync]
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={sync}")
-        db.executescript(SCHEMA)
-        self._db = db
-        retained = [
-            Message(topic, bytes(payload), qos, True, props_from_json(props), origin="retained",
-                    received_at=received_at, expires_at=expires_at)
-            for topic, payload, qos, props, received_at, expires_at in db.execute("SELECT * FROM retained")
-        ]
-        sessions: dict[str, StoredSession] = {}
-        for cid, protocol, expiry, disc, subs, q2 in db.execute("SELECT * FROM sessions"):
-            sessions[cid] = StoredSession(cid, protocol, expiry, disc, json.loads(subs), json.loads(q2))
-        for row in db.execute("SELECT * FROM deliveries ORDER BY seq"):
-            seq, cid, topic, payload, qos, retain, props, sub_ids, received_at, expires_at, pid, state, pub = row
-            session = sessions.get(cid)
-            if session is None:
-                continue
-            msg = Message(topic, bytes(payload), qos, bool(retain), props_from_json(props), client_id=pub,
-                          origin="stored", received_at=received_at, expires_at=expires_at)
-            session.deliveries.append(
-                StoredDelivery(seq, msg, qos, bool(retain), tuple(json.loads(sub_ids)), pid, state)
-            )
-        next_seq = (db.execute("SELECT COALESCE(MAX(seq), 0) FROM deliveries").fetchone()[0] or 0) + 1
-        return LoadedState(retained, list(sessions.values()), next_seq)
+        return await self._db.open(_create_and_load)
 
     # -- writes ----------------------------------------------------------------------------------
 
     def _submit(self, op: Callable[[sqlite3.Connection], object]) -> asyncio.Future[None] | None:
-        """Queue a write; returns a future resolved after its commit (None when not waiting)."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] | None = loop.create_future() if self.wait_for_commit else None
-        self._pending.append((op, fut))
-        if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(self._drain())
-        return fut
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await loop.run_in_executor(self._executor, self._commit, [op for op, _ in batch])
-            except Exception as exc:  # a failed commit fails every waiter of the batch
-                for _, fut in batch:
-                    if fut is not None and not fut.done():
-                        fut.set_exception(exc)
-                continue
-            self.commits += 1
-            for _, fut in batch:
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-
-    def _commit(self, ops: list[Callable[[sqlite3.Connection], object]]) -> None:
-        db = self._db
-        assert db is not None
-        db.execute("BEGIN")
+        """Queue a write; returns a future resolved after its commit (None when not waiting). After `close` the
+        write is refused the same way: the future carries the error (and without a future it is dropped)."""
         try:
-            for op in ops:
-                op(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            if self.wait_for_commit:
+                return self._db.write(_run, op)
+            self._db.write_nowait(_run, op)
+        except RuntimeError as exc:  # the store is closed
+            if self.wait_for_commit:
+                refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                refused.set_exception(exc)
+                return refused
+        return None
 
     def put_retained(self, msg: Message) -> asyncio.Future[None] | None:
         row = (msg.topic, msg.payload, msg.qos, props_to_json(msg.properties), msg.received_at, msg.expires_at)
@@ -214,11 +194,4 @@ class BrokerStore:
 
     async def close(self) -> None:
         """Commit everything pending and close the database."""
-        while self._running is not None and not self._running.done():
-            await self._running
-        if self._pending:
-            await self._drain()
-        if self._db is not None:
-            db, self._db = self._db, None
-            await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
-        self._executor.shutdown(wait=True)
+        await self._db.close()

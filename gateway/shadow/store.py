@@ -2,10 +2,10 @@
 
 Reads come from memory (every record is loaded at open). `put` installs the new record in memory at once,
 so the next request on the same shadow sees it, and returns the future of the commit that will carry it:
-writes queue up while a commit runs on the store's own thread and the next commit takes all of them in one
-transaction (one WAL fsync for many updates), and one future serves all of them. Several writes to one shadow inside a
-batch collapse to the last. If a commit fails, every waiter gets the error and memory shows the affected
-shadows' last committed records again, so nothing unacknowledged stays visible (unless a newer write to
+writes queue up while a commit runs on the thread of the store's `SqliteCommitter` and the next commit takes all
+of them in one transaction (one WAL fsync for many updates), and one future serves all of them. Several writes to
+one shadow inside a batch collapse to the last. If a commit fails, every waiter gets the error and memory shows the
+affected shadows' last committed records again, so nothing unacknowledged stays visible (unless a newer write to
 the same shadow, built on the failed one, is already queued: it then commits both changes or fails too).
 
 Durability follows `durability.fsync`: ``always`` -> ``synchronous=FULL`` (the commit fsyncs the WAL),
@@ -15,22 +15,22 @@ Durability follows `durability.fsync`: ``always`` -> ``synchronous=FULL`` (the c
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from gateway.shadow.document import RECREATE_WINDOW_SECS, ShadowRecord
 from gateway.shadow.errors import ShadowStoreError
 from gateway.shadow.topics import ShadowKey
+from gateway.storage.sqlite import SYNCHRONOUS, SqliteCommitter
 
 log = logging.getLogger("edgeloop.shadow")
 
 DB_NAME = "shadows.db"
-SYNCHRONOUS = {"always": "FULL", "interval": "NORMAL", "never": "OFF"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shadows (
     thing TEXT NOT NULL,
@@ -59,6 +59,18 @@ def _record(version: int, updated_at: int, deleted_at: int | None, document: str
     return ShadowRecord(version, updated_at, doc.get("state", {}), doc.get("metadata", {}), deleted_at)
 
 
+def _create_and_load(db: sqlite3.Connection, now: int) -> list[Row]:
+    """Create the table if needed, purge expired tombstones and return every row (on the database thread)."""
+    db.execute(SCHEMA)
+    db.execute("DELETE FROM shadows WHERE deleted_at IS NOT NULL AND deleted_at < ?", (now - RECREATE_WINDOW_SECS,))
+    return db.execute("SELECT thing, name, version, updated_at, deleted_at, document FROM shadows").fetchall()
+
+
+def _upsert(db: sqlite3.Connection, items: list[tuple[ShadowKey, ShadowRecord]]) -> None:
+    """Write a batch (on the database thread, which also pays for serialising the documents)."""
+    db.executemany(UPSERT, [_row(key, record) for key, record in items])
+
+
 class ShadowStore:
     """The shadow table, cached in memory; open with `await ShadowStore.open(home, fsync)`."""
 
@@ -69,12 +81,12 @@ class ShadowStore:
         self.fsync = fsync
         self.records: dict[ShadowKey, ShadowRecord] = {}
         self._named: dict[str, set[str]] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-store")
-        self._db: sqlite3.Connection | None = None
+        self._db = SqliteCommitter(path, fsync, "shadow-store")
+        self._closed = True  # until opened
         self._pending: dict[ShadowKey, ShadowRecord] = {}
         self._before: dict[ShadowKey, ShadowRecord | None] = {}  # last committed record of uncommitted keys
         self._batch: asyncio.Future[None] | None = None  # completes when the pending writes are committed
-        self._drainer: asyncio.Task[None] | None = None
+        self._committing: asyncio.Future[None] | None = None  # the batch being committed, until it is settled
         self.commits = 0
         self.rows_written = 0
 
@@ -84,27 +96,16 @@ class ShadowStore:
         re-creation window are purged."""
         store = cls(Path(home) / DB_NAME, fsync)
         now = int(time.time()) if now is None else now
-        loop = asyncio.get_running_loop()
         try:
-            rows = await loop.run_in_executor(store._executor, store._open_sync, now)
+            store.path.parent.mkdir(parents=True, exist_ok=True)
+            rows = await store._db.open(functools.partial(_create_and_load, now=now))
         except (sqlite3.Error, OSError) as exc:
-            store._executor.shutdown(wait=False)
             raise ShadowStoreError(f"cannot open the shadow database {store.path}: {exc}") from exc
+        store._closed = False
         for thing, name, version, updated_at, deleted_at, document in rows:
             store._install(ShadowKey(thing, name), _record(version, updated_at, deleted_at, document))
         log.info("event=shadow_store_opened path=%s shadows=%d", store.path, len(store.records))
         return store
-
-    def _open_sync(self, now: int) -> list[Row]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.fsync]}")
-        db.execute(SCHEMA)
-        db.execute("DELETE FROM shadows WHERE deleted_at IS NOT NULL AND deleted_at < ?",
-                   (now - RECREATE_WINDOW_SECS,))
-        self._db = db
-        return db.execute("SELECT thing, name, version, updated_at, deleted_at, document FROM shadows").fetchall()
 
     # -- reads (memory) ----------------------------------------------------------------------------
 
@@ -134,7 +135,7 @@ class ShadowStore:
         """Install `record` now; the returned future completes when it is committed (ShadowStoreError if the
         commit failed). The future is shared by every write of the same commit: await it through
         `asyncio.shield` where the awaiting task may be cancelled."""
-        if self._db is None:
+        if self._closed:
             raise ShadowStoreError("the shadow store is closed")
         if key not in self._before:
             self._before[key] = self.records.get(key)
@@ -144,41 +145,38 @@ class ShadowStore:
         if batch is None:
             loop = asyncio.get_running_loop()
             batch = self._batch = loop.create_future()
-            if self._drainer is None or self._drainer.done():
-                self._drainer = loop.create_task(self._drain())
+            if self._committing is None:
+                loop.call_soon(self._start_commit)  # puts made before then join this batch
         return batch
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            rows, self._pending = self._pending, {}
-            batch, self._batch = self._batch, None
-            assert batch is not None
-            try:
-                await loop.run_in_executor(self._executor, self._commit_sync, list(rows.items()))
-            except Exception as exc:  # every waiter must hear about any failure
-                log.error("event=shadow_commit_failed rows=%d error=%r", len(rows), exc)
-                self._settle(rows, committed=False)
-                if not batch.done():
-                    batch.set_exception(ShadowStoreError(f"shadow commit failed: {exc}"))
-                continue
+    def _start_commit(self) -> None:
+        """Hand every pending write to the database thread as one transaction."""
+        if self._committing is not None or not self._pending:
+            return
+        rows, self._pending = self._pending, {}
+        batch, self._batch = self._batch, None
+        assert batch is not None
+        self._committing = batch
+        committed = self._db.write(_upsert, list(rows.items()))
+        committed.add_done_callback(functools.partial(self._committed, rows, batch))
+
+    def _committed(self, rows: dict[ShadowKey, ShadowRecord], batch: asyncio.Future[None],
+                   committed: asyncio.Future[None]) -> None:
+        """On the loop: settle the batch's waiters, then start the next batch if writes are waiting for one."""
+        self._committing = None
+        exc = committed.exception()
+        if exc is None:
             self._settle(rows, committed=True)
             self.commits += 1
             self.rows_written += len(rows)
             if not batch.done():
                 batch.set_result(None)
-
-    def _commit_sync(self, items: list[tuple[ShadowKey, ShadowRecord]]) -> None:
-        db = self._db
-        assert db is not None
-        rows = [_row(key, record) for key, record in items]
-        db.execute("BEGIN")
-        try:
-            db.executemany(UPSERT, rows)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        else:  # every waiter must hear about any failure
+            log.error("event=shadow_commit_failed rows=%d error=%r", len(rows), exc)
+            self._settle(rows, committed=False)
+            if not batch.done():
+                batch.set_exception(ShadowStoreError(f"shadow commit failed: {exc}"))
+        self._start_commit()
 
     def _settle(self, batch: dict[ShadowKey, ShadowRecord], committed: bool) -> None:
         """After a commit: forget the pre-batch records, or (on failure) show them again."""
@@ -190,17 +188,15 @@ class ShadowStore:
                 self._install(key, before)
 
     async def flush(self) -> None:
-        """Wait until everything put so far is committed."""
-        while self._drainer is not None and not self._drainer.done():
-            await asyncio.shield(self._drainer)
+        """Wait until everything put so far is committed (or its commit failed)."""
+        while (batch := self._batch or self._committing) is not None:
+            await asyncio.wait([batch])
 
     async def close(self) -> None:
         """Commit what is pending, then close the database and its thread."""
         await self.flush()
-        db, self._db = self._db, None
-        if db is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, db.close)
-        self._executor.shutdown(wait=True)
+        self._closed = True
+        await self._db.close()
 
     def stats(self) -> dict[str, Any]:
         return {"shadows": len(self.records), "commits": self.commits, "rows_written": self.rows_written}
