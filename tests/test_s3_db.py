@@ -1,4 +1,5 @@
-"""The S3 index's database thread: group commit, per-write rollback, read visibility, shutdown."""
+"""The S3 index database on the shared SQLite committer: group commit, per-write rollback, a failed open
+(reads, errors and shutdown are the committer's own tests: tests/test_storage_sqlite.py)."""
 
 from __future__ import annotations
 
@@ -59,40 +60,6 @@ async def test_a_failing_write_rolls_back_alone(home: Path) -> None:
         assert [await db.read(get, k) for k in ("a", "b", "c", "taken")] == ["1", None, "3", "first"]
     finally:
         await db.close()
-
-
-async def test_reads_see_acknowledged_writes_and_errors_come_back(home: Path) -> None:
-    db = Database(home / "t.db", SCHEMA, "never", "test-db")
-    await db.open()
-    try:
-        for i in range(20):
-            await db.write(put, f"k{i}", str(i))
-            assert await db.read(get, f"k{i}") == str(i)
-
-        def broken(conn: sqlite3.Connection) -> None:
-            raise LookupError("no such thing")
-
-        with pytest.raises(LookupError, match="no such thing"):
-            await db.read(broken)
-    finally:
-        await db.close()
-
-
-async def test_close_finishes_queued_writes_then_refuses_more(home: Path) -> None:
-    db = Database(home / "t.db", SCHEMA, "always", "test-db")
-    await db.open()
-    pending = [asyncio.ensure_future(db.write(put, f"k{i}", "v")) for i in range(50)]
-    await asyncio.sleep(0)  # every write is queued before close is asked for
-    await asyncio.wait_for(db.close(), 30)
-    assert [p.result() for p in pending] == [f"k{i}" for i in range(50)]
-    with pytest.raises(RuntimeError, match="not open"):
-        await db.read(count)
-    reopened = Database(home / "t.db", SCHEMA, "always", "test-db")
-    await reopened.open()
-    try:
-        assert await reopened.read(count) == 50
-    finally:
-        await reopened.close()
 
 
 async def test_open_failure_is_reported_and_stops_the_thread(home: Path) -> None:
