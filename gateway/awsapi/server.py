@@ -27,6 +27,7 @@ from gateway.awsapi.errors import AwsError
 from gateway.awsapi.service import AwsService, RequestContext, json_error_response
 
 log = logging.getLogger("edgeloop.awsapi")
+REQUEST_ID_HEADERS = {"s3": "x-amz-request-id"}  # REST-XML (S3); the JSON and REST-JSON services: x-amzn-RequestId
 
 MAX_BODY = 64 * 1024 * 1024  # non-streaming services: well above Kinesis's 5 MiB PutRecords (base64-inflated)
 MAX_FIELD_SIZE = 65536  # header values: presigned-URL-sized Authorization and policy headers fit
@@ -212,7 +213,6 @@ class AwsApi:
             failure = AwsError("InternalFailure", "The request processing has failed because of an unknown error.",
                                500, sender=False)
             response = service.error_response(failure, request, ctx)
-        if not response.prepared:
-            response.headers.setdefault("x-amzn-RequestId", request_id)
-            response.headers.setdefault("x-amz-request-id", request_id)
+        if not response.prepared:  # the one header botocore reads the request id from, per protocol family
+            response.headers.setdefault(REQUEST_ID_HEADERS.get(service.signing_name, "x-amzn-RequestId"), request_id)
         return response
