@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,37 +250,48 @@ def kinesis_get_step(endpoint: str, stream: str) -> Step:
     return step
 
 
-def kinesis_in_process(seconds: float, producers: int = 64) -> float:
-    """Records/s through the engine's in-process API (no HTTP), fsync always, `producers` concurrent callers."""
+@contextlib.asynccontextmanager
+async def engine_in_process(engine_class: Any) -> AsyncIterator[Any]:
+    """A started sink engine over a fresh data folder, fsync "always" (what the gateway acknowledges with)."""
     from edgeloop.config import load_config
-    from gateway.sinks.kinesis.engine import KinesisEngine
     from gateway.storage.durable import GroupSync
 
+    home = Path(tempfile.mkdtemp(prefix="edgeloop-bench-"))
+    sync = GroupSync("always")
+    engine = engine_class(home, load_config(overrides={"data_dir": str(home), "durability.fsync": "always"}), sync)
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+        await sync.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def rate_of(worker: Callable[[int, float], Awaitable[int]], callers: int, seconds: float) -> float:
+    """Run `callers` copies of ``worker(index, deadline)`` (each returns the units it did) for `seconds`: units/s."""
+    start = time.monotonic()
+    done = await asyncio.gather(*(worker(i, start + seconds) for i in range(callers)))
+    return sum(done) / (time.monotonic() - start)
+
+
+def kinesis_in_process(seconds: float, producers: int = 64) -> float:
+    """Records/s through the engine's in-process API (no HTTP), fsync always, `producers` concurrent callers."""
+    from gateway.sinks.kinesis.engine import KinesisEngine
+
     async def run() -> float:
-        home = Path(tempfile.mkdtemp(prefix="edgeloop-bench-"))
-        config = load_config(overrides={"data_dir": str(home), "durability.fsync": "always"})
-        sync = GroupSync("always")
-        engine = KinesisEngine(home, config, sync)
-        await engine.start()
-        try:
+        async with engine_in_process(KinesisEngine) as engine:
             await engine.create_stream("bench", KINESIS_SHARDS)
             records = [{"Data": KINESIS_RECORD, "PartitionKey": f"pk-{i}"} for i in range(KINESIS_BATCH)]
-            done = 0
-            end = time.perf_counter() + seconds
 
-            async def producer() -> None:
-                nonlocal done
-                while time.perf_counter() < end:
+            async def producer(_: int, end: float) -> int:
+                done = 0
+                while time.monotonic() < end:
                     await engine.put_records("bench", records)
                     done += KINESIS_BATCH
+                return done
 
-            started = time.perf_counter()
-            await asyncio.gather(*(producer() for _ in range(producers)))
-            return done / (time.perf_counter() - started)
-        finally:
-            await engine.stop()
-            await sync.close()
-            shutil.rmtree(home, ignore_errors=True)
+            return await rate_of(producer, producers, seconds)
 
     return asyncio.run(run())
 
@@ -396,41 +407,29 @@ def firehose_put_step(endpoint: str, stream: str) -> Step:
 
 def s3_in_process(seconds: float, callers: int = 64) -> tuple[float, float]:
     """(puts/s, gets/s) of 1 KiB objects through the S3 engine's in-process API, fsync always."""
-    from edgeloop.config import load_config
     from gateway.sinks.s3.engine import S3Engine
-    from gateway.storage.durable import GroupSync
 
     async def run() -> tuple[float, float]:
-        home = Path(tempfile.mkdtemp(prefix="edgeloop-bench-s3-"))
-        config = load_config(overrides={"data_dir": str(home)})
-        sync = GroupSync("always")
-        engine = S3Engine(home, config, sync)
-        await engine.start()
-        await engine.create_bucket("bench")
-        for j in range(S3_SEED_KEYS):
-            await engine.put_object("bench", f"seed/{j}", S3_OBJECT)
-        counts = [0, 0]
+        async with engine_in_process(S3Engine) as engine:
+            await engine.create_bucket("bench")
+            for j in range(S3_SEED_KEYS):
+                await engine.put_object("bench", f"seed/{j}", S3_OBJECT)
 
-        async def putter(i: int, end: float) -> None:
-            while time.monotonic() < end:
-                await engine.put_object("bench", f"{i}/{counts[0]}", S3_OBJECT)
-                counts[0] += 1
+            async def putter(i: int, end: float) -> int:
+                done = 0
+                while time.monotonic() < end:
+                    await engine.put_object("bench", f"{i}/{done}", S3_OBJECT)
+                    done += 1
+                return done
 
-        async def getter(i: int, end: float) -> None:
-            while time.monotonic() < end:
-                await engine.read_object("bench", f"seed/{(i + counts[1]) % S3_SEED_KEYS}")
-                counts[1] += 1
+            async def getter(i: int, end: float) -> int:
+                done = 0
+                while time.monotonic() < end:
+                    await engine.read_object("bench", f"seed/{(i + done) % S3_SEED_KEYS}")
+                    done += 1
+                return done
 
-        try:
-            for phase, worker in enumerate((putter, getter)):
-                start = time.monotonic()
-                await asyncio.gather(*(worker(i, start + seconds) for i in range(callers)))
-                counts[phase] = int(counts[phase] / (time.monotonic() - start))
-        finally:
-            await engine.stop()
-            await sync.close()
-            shutil.rmtree(home, ignore_errors=True)
-        return float(counts[0]), float(counts[1])
+            return await rate_of(putter, callers, seconds), await rate_of(getter, callers, seconds)
 
     return asyncio.run(run())
 
@@ -538,41 +537,28 @@ def sqs_cycle_step(endpoint: str, queue: str, make_client: ClientFactory = boto3
 
 def sqs_in_process(seconds: float, callers: int = 64) -> tuple[float, float]:
     """(send_message/s, receive+delete_message/s) through the SQS engine's in-process API, fsync always."""
-    from edgeloop.config import load_config
     from gateway.sinks.sqs.engine import SqsEngine
-    from gateway.storage.durable import GroupSync
 
     async def run() -> tuple[float, float]:
-        home = Path(tempfile.mkdtemp(prefix="edgeloop-bench-sqs-"))
-        config = load_config(overrides={"data_dir": str(home)})
-        sync = GroupSync("always")
-        engine = SqsEngine(home, config, sync)
-        await engine.start()
-        await engine.create_queue("bench")
-        counts = [0, 0]
+        async with engine_in_process(SqsEngine) as engine:
+            await engine.create_queue("bench")
 
-        async def sender(end: float) -> None:
-            while time.monotonic() < end:
-                await engine.send_message("bench", SQS_BODY)
-                counts[0] += 1
+            async def sender(_: int, end: float) -> int:
+                done = 0
+                while time.monotonic() < end:
+                    await engine.send_message("bench", SQS_BODY)
+                    done += 1
+                return done
 
-        async def consumer(end: float) -> None:
-            while time.monotonic() < end:
-                for m in await engine.receive_message("bench", SQS_BATCH, 0, 60):
-                    await engine.delete_message("bench", m["ReceiptHandle"])
-                    counts[1] += 1
+            async def consumer(_: int, end: float) -> int:
+                done = 0
+                while time.monotonic() < end:
+                    for m in await engine.receive_message("bench", SQS_BATCH, 0, 60):
+                        await engine.delete_message("bench", m["ReceiptHandle"])
+                        done += 1
+                return done
 
-        try:
-            rates = []
-            for phase, worker in enumerate((sender, consumer)):
-                start = time.monotonic()
-                await asyncio.gather(*(worker(start + seconds) for _ in range(callers)))
-                rates.append(counts[phase] / (time.monotonic() - start))
-        finally:
-            await engine.stop()
-            await sync.close()
-            shutil.rmtree(home, ignore_errors=True)
-        return rates[0], rates[1]
+            return await rate_of(sender, callers, seconds), await rate_of(consumer, callers, seconds)
 
     return asyncio.run(run())
 
