@@ -10,18 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.sinks.s3.db import Database
-
-SCHEMA = "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);"
-
-
-def put(conn: sqlite3.Connection, key: str, value: str) -> str:
-    conn.execute("INSERT INTO kv VALUES (?, ?)", (key, value))
-    return key
-
-
-def get(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
+from tests.test_storage_sqlite import SCHEMA, get, put
 
 
 def count(conn: sqlite3.Connection) -> int:
