@@ -89,8 +89,14 @@ class RuleViews:
             await self.gateway.rules.rescan()
 
     def _counters(self) -> dict[str, Any]:
+        """Every rule's counters by name (empty when rules are off)."""
         service = self.gateway.rules
         return service.metrics()["rules"] if service is not None else {}
+
+    @staticmethod
+    def _counters_of(counters: dict[str, Any], name: str) -> dict[str, Any]:
+        """One rule's counters, zero for a rule that has not matched yet."""
+        return {"matched": 0, "actions": {}, **counters.get(name, {})}
 
     def _state(self, name: str) -> dict[str, Any]:
         """How the running gateway sees rule `name`: loaded or not, why not, and its counters."""
@@ -98,7 +104,7 @@ class RuleViews:
         if service is None:
             return {"loaded": False, "counters": {}}
         state: dict[str, Any] = {"loaded": name in service.reloader.stored,
-                                 "counters": {"matched": 0, "actions": {}, **self._counters().get(name, {})}}
+                                 "counters": self._counters_of(self._counters(), name)}
         error = service.reloader.errors.get(name)
         if error is not None:
             state["fileError"] = error
@@ -115,7 +121,7 @@ class RuleViews:
         counters = self._counters()
         rules = [{"ruleName": s.name, "enabled": not s.rule.disabled, "topicFilter": s.rule.topic_filter,
                   "actions": [a.kind for a in s.rule.actions], "createdAt": round(s.created_at, 3),
-                  "counters": {"matched": 0, "actions": {}, **counters.get(s.name, {})}} for s in good]
+                  "counters": self._counters_of(counters, s.name)} for s in good]
         invalid = [{"ruleName": name, "error": str(exc)} for name, exc in sorted(bad.items())]
         return {"rules": rules, "invalid": invalid, "dispatcher": self.gateway.rules is not None}
 
