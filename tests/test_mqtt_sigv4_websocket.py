@@ -239,10 +239,11 @@ def signed_headers(port: int) -> dict[str, str]:
     return {name: request.headers[name] for name in ("Authorization", "X-Amz-Date")}
 
 
-def paho_over_signed_websocket(gw: Gateway, cid: str, path: str, *, v5: bool = False,
-                               headers: dict[str, str] | None = None) -> Client:
-    context = ssl.create_default_context(cafile=str(gw.ca_file))
-    client = Client(gw.port, cid, v5=v5, tls=context, transport="websockets", host="localhost", connect=False)
+def paho_websocket(port: int, ca_file: Path, cid: str, path: str, *, v5: bool = False,
+                   headers: dict[str, str] | None = None) -> Client:
+    """A paho client (not yet connected) for wss://localhost:`port``path`, trusting `ca_file`."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    client = Client(port, cid, v5=v5, tls=context, transport="websockets", host="localhost", connect=False)
     client.c.ws_set_options(path=path, headers=headers)
     return client
 
@@ -250,7 +251,7 @@ def paho_over_signed_websocket(gw: Gateway, cid: str, path: str, *, v5: bool = F
 @pytest.mark.parametrize("token", [None, "session-token/with+signed=chars"], ids=["static", "signed-token"])
 def test_paho_with_a_botocore_presigned_url(gw: Gateway, token: str | None) -> None:
     cid = client_id()
-    client = paho_over_signed_websocket(gw, cid, presigned_path(gw.port, token))
+    client = paho_websocket(gw.port, gw.ca_file, cid, presigned_path(gw.port, token))
     try:
         _, rc, _ = client.connect()
         assert rc == 0
@@ -264,7 +265,7 @@ def test_paho_with_a_botocore_presigned_url(gw: Gateway, token: str | None) -> N
 
 def test_paho_with_a_header_signed_upgrade(gw: Gateway) -> None:
     cid = client_id()
-    client = paho_over_signed_websocket(gw, cid, "/mqtt", headers=signed_headers(gw.port))
+    client = paho_websocket(gw.port, gw.ca_file, cid, "/mqtt", headers=signed_headers(gw.port))
     try:
         assert client.connect()[1] == 0
         assert live_connection(gw, cid).auth.principal_id == ACCESS_KEY
@@ -440,7 +441,7 @@ def test_sigv4_policy_narrows_publish_and_applies_to_live_connections(tmp_path: 
     with running_gateway(tmp_path, sigv4_policy=NARROW_POLICY, identity_recheck_secs=0.1) as narrow:
         narrow.registry.policies.create(NARROW_POLICY, json.dumps(document))
         cid = client_id()
-        client = paho_over_signed_websocket(narrow, cid, presigned_path(narrow.port), v5=True)
+        client = paho_websocket(narrow.port, narrow.ca_file, cid, presigned_path(narrow.port), v5=True)
         try:
             _, rc, _ = client.connect()
             assert rc == 0
@@ -476,9 +477,7 @@ def test_rules_see_the_access_key_as_principal(tmp_path: Path) -> None:
         ca_file.write_text(full.gateway.registry.ca.certificate_pem)
         assert full.gateway.mqtt is not None
         port = full.gateway.mqtt.ports["https"]
-        context = ssl.create_default_context(cafile=str(ca_file))
-        client = Client(port, "signed-1", tls=context, transport="websockets", host="localhost", connect=False)
-        client.c.ws_set_options(path=presigned_path(port))
+        client = paho_websocket(port, ca_file, "signed-1", presigned_path(port))
         try:
             _, rc, _ = client.connect()
             assert rc == 0
